@@ -1,0 +1,1 @@
+"""`wahooks`: the operator's command line."""

@@ -1,0 +1,114 @@
+"""`wahooks catalog import`: load a product CSV into a tenant's catalog, all rows or none."""
+
+import csv
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from cli.currencies import ISO_4217
+from models import WhatsAppBusinessSettings, WhatsAppCatalog, WhatsAppProduct
+from models.db import Database, upsert
+
+HEADER = ("retailer_id", "name", "price", "currency")
+
+
+class CatalogError(Exception):
+    """The file cannot be imported; the message starts with `line N:` when a row is at fault."""
+
+
+@dataclass(frozen=True)
+class ProductRow:
+    retailer_id: str
+    name: str
+    price: Decimal
+    currency: str
+
+
+def read_csv(path: Path) -> list[ProductRow]:
+    """Validate the whole file before anything is written."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return _rows(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise CatalogError(f"cannot read {path}: {error}") from None
+
+
+def _rows(reader: "csv._reader") -> list[ProductRow]:
+    header = next(reader, None)
+    if header is None or tuple(h.strip() for h in header) != HEADER:
+        raise CatalogError(f"line 1: the header must be exactly {','.join(HEADER)}")
+    rows: list[ProductRow] = []
+    first_line: dict[str, int] = {}
+    for line, fields in enumerate(reader, start=2):
+        if not any(f.strip() for f in fields):
+            continue
+        row = _row(line, fields)
+        if row.retailer_id in first_line:
+            raise CatalogError(
+                f"line {line}: retailer_id {row.retailer_id!r} repeats line {first_line[row.retailer_id]}"
+            )
+        first_line[row.retailer_id] = line
+        rows.append(row)
+    return rows
+
+
+def _row(line: int, fields: list[str]) -> ProductRow:
+    if len(fields) != len(HEADER):
+        raise CatalogError(f"line {line}: expected {len(HEADER)} fields, found {len(fields)}")
+    retailer_id, name, price_text, currency = (f.strip() for f in fields)
+    for column, value in (("retailer_id", retailer_id), ("name", name), ("price", price_text)):
+        if not value:
+            raise CatalogError(f"line {line}: {column} is empty")
+    try:
+        price = Decimal(price_text)
+    except InvalidOperation:
+        raise CatalogError(f"line {line}: price {price_text!r} is not a decimal number") from None
+    if not price.is_finite() or price < 0:
+        raise CatalogError(f"line {line}: price {price_text!r} must be a finite amount of zero or more")
+    if currency.upper() not in ISO_4217:
+        raise CatalogError(f"line {line}: currency {currency!r} is not an ISO 4217 code")
+    return ProductRow(retailer_id, name, price, currency.upper())
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    created: int
+    updated: int
+
+
+def import_catalog(db: Database, phone_number_id: str, catalog_id: str, path: Path) -> ImportSummary:
+    rows = read_csv(path)
+    with db.session() as session:
+        tenant_id = session.scalar(
+            select(WhatsAppBusinessSettings.tenant_id).where(
+                WhatsAppBusinessSettings.phone_number_id == phone_number_id
+            )
+        )
+        if tenant_id is None:
+            raise CatalogError(
+                f"no tenant has phone number id {phone_number_id}: add it with `wahooks tenants add`"
+            )
+        catalogs = WhatsAppCatalog.__table__
+        stmt = upsert(session, catalogs).values(tenant_id=tenant_id, catalog_id=catalog_id)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "catalog_id"], set_={"updated_at": func.now()}
+        ).returning(catalogs.c.id)
+        catalog_pk = session.execute(stmt).scalar_one()
+        existing = set(
+            session.scalars(
+                select(WhatsAppProduct.retailer_id).where(WhatsAppProduct.catalog_id == catalog_pk)
+            )
+        )
+        if rows:
+            products = WhatsAppProduct.__table__
+            stmt = upsert(session, products)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["catalog_id", "retailer_id"],
+                set_={c: stmt.excluded[c] for c in ("name", "price", "currency")}
+                | {"updated_at": func.now()},
+            ).returning(products.c.id)
+            session.execute(stmt, [{"catalog_id": catalog_pk, **r.__dict__} for r in rows])
+    created = sum(r.retailer_id not in existing for r in rows)
+    return ImportSummary(created=created, updated=len(rows) - created)

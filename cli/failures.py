@@ -1,0 +1,81 @@
+"""`wahooks failed | requeue-failed | reprocess`: seeing and recovering what did not go through."""
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import select
+
+from models import WebhookEvent
+from models.db import Database
+from models.events import PROCESSED
+from workers.jobs import process_body, record_failure
+from workers.tenants import TenantDirectory
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: str
+    bodies: int
+    ended_at: datetime | None
+    error: str
+
+
+def failed_jobs(queue: Queue) -> list[FailedJob]:
+    registry = queue.failed_job_registry
+    jobs = Job.fetch_many(registry.get_job_ids(), connection=queue.connection)
+    return [
+        FailedJob(
+            id=job.id,
+            bodies=len(job.args[0]) if job.args else 0,
+            ended_at=job.ended_at,
+            error=(job.exc_info or "").strip().splitlines()[-1:][0] if job.exc_info else "",
+        )
+        for job in jobs
+        if job is not None
+    ]
+
+
+def requeue(queue: Queue, job_ids: list[str] | None) -> int:
+    """Put failed jobs back on the queue (all of them when no ids are given)."""
+    registry = queue.failed_job_registry
+    ids = job_ids if job_ids else registry.get_job_ids()
+    for job_id in ids:
+        registry.requeue(job_id)
+    return len(ids)
+
+
+def _events(
+    db: Database, include_processed: bool, since: datetime | None, page: int = 200
+) -> Iterator[bytes]:
+    """Stored bodies in arrival order, a page at a time so a large table never sits in memory."""
+    last_id = 0
+    while True:
+        query = select(WebhookEvent.id, WebhookEvent.body).where(WebhookEvent.id > last_id)
+        if not include_processed:
+            query = query.where((WebhookEvent.outcome != PROCESSED) | WebhookEvent.outcome.is_(None))
+        if since is not None:
+            query = query.where(WebhookEvent.received_at >= since)
+        with db.session() as session:
+            rows = session.execute(query.order_by(WebhookEvent.id).limit(page)).all()
+        if not rows:
+            return
+        last_id = rows[-1][0]
+        yield from (body for _, body in rows)
+
+
+def reprocess(
+    db: Database, tenants: TenantDirectory, include_processed: bool = False, since: datetime | None = None
+) -> Counter[str]:
+    """Run stored bodies through processing again; idempotent, so rows already stored are never doubled."""
+    outcomes: Counter[str] = Counter()
+    for body in _events(db, include_processed, since):
+        try:
+            outcomes[process_body(db, tenants, body, job_id=None).outcome] += 1
+        except Exception as error:  # one bad body must not stop the rest; its row records why
+            record_failure(db, body, error, job_id=None)
+            outcomes[f"error: {type(error).__name__}"] += 1
+    return outcomes

@@ -1,0 +1,193 @@
+"""`wahooks`: migrate, run a worker, manage tenants and catalogs, replay payloads, recover failures."""
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from cli import catalog, embedded, failures, replay, tenants
+from cli.migrate import upgrade
+from models.db import Database, SchemaOutOfDate
+from runtime import logs
+from runtime.config import ConfigError, WorkerConfig, database_url
+from workers import runner, services
+from workers.tenants import TenantDirectory
+
+EXIT_USAGE = 2
+
+
+def _db() -> Database:
+    db = Database(database_url())
+    db.check_schema()
+    return db
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    upgrade(database_url(), sql=args.sql)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    svc = services.Services.build(WorkerConfig.from_env())
+    services.install(svc)
+    runner.run(svc, burst=args.burst)
+    return 0
+
+
+def cmd_tenants_add(args: argparse.Namespace) -> int:
+    new = tenants.NewTenant(args.name, args.phone_number_id, args.waba_id, args.display_phone_number)
+    print(f"tenant {tenants.add(_db(), new)} added: {args.name} ({args.phone_number_id})")
+    return 0
+
+
+def cmd_tenants_list(args: argparse.Namespace) -> int:
+    rows = tenants.listing(_db())
+    print(f"{'id':>4}  {'name':24} {'phone_number_id':18} {'waba_id':18} {'display':16} active")
+    for tid, name, pnid, waba, display, active in rows:
+        print(
+            f"{tid:>4}  {name:24} {pnid:18} {waba or '-':18} {display or '-':16} {'yes' if active else 'no'}"
+        )
+    return 0
+
+
+def cmd_catalog_import(args: argparse.Namespace) -> int:
+    result = catalog.import_catalog(_db(), args.phone_number_id, args.catalog_id, args.file)
+    print(f"catalog {args.catalog_id}: {result.created} products created, {result.updated} updated")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    secret = args.secret or os.environ.get("WHATSAPP_APP_SECRET", "").split(",")[0].strip()
+    if not secret:
+        raise ConfigError(
+            "WHATSAPP_APP_SECRET is not set and no --secret was given: replay must sign its posts"
+        )
+    files = replay.payload_files(args.paths)
+    counts = replay.replay(args.url, files, secret, concurrency=args.concurrency)
+    print("  ".join(f"{status}: {n}" for status, n in sorted(counts.items())) or "no files")
+    return 0 if all(status.startswith("2") for status in counts) else 1
+
+
+def _queue():  # type: ignore[no-untyped-def]
+    config = WorkerConfig.from_env()
+    return services.Services.build(config).queue
+
+
+def cmd_failed(args: argparse.Namespace) -> int:
+    jobs = failures.failed_jobs(_queue())
+    for job in jobs:
+        ended = job.ended_at.isoformat(timespec="seconds") if job.ended_at else "-"
+        print(f"{job.id}  {ended}  {job.bodies} bodies  {job.error}")
+    print(f"{len(jobs)} failed jobs")
+    return 0
+
+
+def cmd_requeue_failed(args: argparse.Namespace) -> int:
+    print(f"{failures.requeue(_queue(), args.job_ids)} jobs requeued")
+    return 0
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    config = WorkerConfig.from_env(
+        dict(os.environ, REDIS_URL=os.environ.get("REDIS_URL") or "redis://unused")
+    )
+    directory = TenantDirectory(config.default_phone_number_id, config.default_business_name)
+    counts = failures.reprocess(_db(), directory, include_processed=args.all, since=args.since)
+    print("  ".join(f"{outcome}: {n}" for outcome, n in sorted(counts.items())) or "nothing to reprocess")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    url = args.database_url or embedded.default_database_url()
+    if not args.demo:
+        embedded.serve(url, args.port)
+        return 0
+    result = embedded.demo(url, args.port)
+    _print_demo(result)
+    return 0
+
+
+def _print_demo(result: dict) -> None:  # type: ignore[type-arg]
+    print("\nHTTP answers: " + "  ".join(f"{k}: {v}" for k, v in sorted(result["http"].items())))
+    print("\nwebhook_events by outcome: " + "  ".join(f"{o}: {n}" for o, n in result["events"]))
+    print("\nwhatsapp_messages by direction and type:")
+    for direction, message_type, n in result["messages"]:
+        print(f"  {direction:9} {message_type:22} {n}")
+    print("\nwhatsapp_orders:")
+    for wamid, total in result["orders"]:
+        print(f"  {wamid:48} {total}")
+    print("\nwhatsapp_analytics (tenant, date, received, sent, delivered, read, failed, orders, revenue):")
+    for row in result["analytics"]:
+        print("  " + "  ".join(str(v) for v in row))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wahooks", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("migrate", cmd_migrate, "upgrade the database at DATABASE_URL to the latest migration")
+    p.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    p = command("worker", cmd_worker, "process queued webhooks (DATABASE_URL, REDIS_URL)")
+    p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+
+    p = command("tenants", lambda a: 0, "manage tenants")
+    tsub = p.add_subparsers(dest="tenants_command", required=True)
+    add = tsub.add_parser("add", help="add a tenant and its WhatsApp business number")
+    add.set_defaults(handler=cmd_tenants_add)
+    add.add_argument("--name", required=True)
+    add.add_argument("--phone-number-id", required=True)
+    add.add_argument("--waba-id")
+    add.add_argument("--display-phone-number")
+    tsub.add_parser("list", help="list tenants").set_defaults(handler=cmd_tenants_list)
+
+    p = command("catalog", lambda a: 0, "manage product catalogs")
+    csub = p.add_subparsers(dest="catalog_command", required=True)
+    imp = csub.add_parser("import", help="import products from a CSV: retailer_id,name,price,currency")
+    imp.set_defaults(handler=cmd_catalog_import)
+    imp.add_argument("--phone-number-id", required=True)
+    imp.add_argument("--catalog-id", required=True)
+    imp.add_argument("file", type=Path)
+
+    p = command("replay", cmd_replay, "POST payload files or folders to a webhook URL, signed as Meta signs")
+    p.add_argument("url")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--secret", help="app secret to sign with (default: WHATSAPP_APP_SECRET)")
+    p.add_argument("--concurrency", type=int, default=4)
+
+    command("failed", cmd_failed, "list failed jobs and their errors")
+    p = command("requeue-failed", cmd_requeue_failed, "put failed jobs back on the queue")
+    p.add_argument("job_ids", nargs="*", help="only these jobs (default: all)")
+    p = command("reprocess", cmd_reprocess, "run stored webhook bodies through processing again")
+    p.add_argument("--all", action="store_true", help="also bodies already processed (default: the rest)")
+    p.add_argument("--since", type=datetime.fromisoformat, help="only bodies received since (ISO 8601)")
+
+    p = command("dev", cmd_dev, "run the whole pipeline in-process: SQLite, in-process Redis, one worker")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--database-url", help="default: sqlite:///./wahooks-dev.db")
+    p.add_argument("--demo", action="store_true", help="replay the bundled samples, print the tables, exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure(fmt="text" if args.command in ("dev", "replay") else None)
+    try:
+        return args.handler(args)
+    except (ConfigError, SchemaOutOfDate, tenants.TenantError, catalog.CatalogError) as error:
+        sys.stderr.write(f"wahooks {args.command}: {error}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

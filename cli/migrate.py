@@ -1,0 +1,11 @@
+"""`wahooks migrate`: bring the database to the latest migration (alembic upgrade head)."""
+
+from alembic import command
+
+from models.db import alembic_config
+
+
+def upgrade(database_url: str, sql: bool = False) -> None:
+    config = alembic_config(database_url)
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head", sql=sql)

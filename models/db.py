@@ -1,0 +1,110 @@
+"""The one place that builds the database engine and sessions, and checks the schema is current."""
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from runtime.config import normalize_database_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+MIGRATE_COMMAND = "wahooks migrate"
+
+
+class SchemaOutOfDate(Exception):
+    """The database is behind (or ahead of) the migrations this code ships."""
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _json_default(value: object) -> object:
+    """Raw Meta JSON is parsed with Decimal numbers; store them back as JSON numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_dumps = partial(json.dumps, default=_json_default, ensure_ascii=False)
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_database_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, json_serializer=_dumps)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        json_serializer=_dumps,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": 5, "application_name": "wahooks"},
+    )
+
+
+class Database:
+    """An engine and its session factory: build one per process."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        # A forked child (RQ's scheduler) must never touch the parent's pooled connections.
+        os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on any error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def check_schema(self) -> None:
+        """Raise SchemaOutOfDate, naming the command that fixes it, unless at the latest migration."""
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        if current != head:
+            where = current or "an empty database"
+            raise SchemaOutOfDate(
+                f"the database is at migration {where}, this code needs {head}: run `{MIGRATE_COMMAND}`"
+                " (or `alembic upgrade head`) with the same DATABASE_URL"
+            )
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    if url:
+        config.attributes["database_url"] = normalize_database_url(url)
+    return config
+
+
+def upsert(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that accepts .on_conflict_do_nothing() / .on_conflict_do_update() on both dialects."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

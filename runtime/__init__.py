@@ -1,0 +1,1 @@
+"""What the web app, the workers and the CLI share: configuration, logging and the Redis inbox."""

@@ -1,0 +1,112 @@
+"""Configuration read from the environment; every error names the variable to fix."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta documents payloads of up to 3 MB: keep headroom.
+DEFAULT_QUEUE = "whatsapp"
+
+
+class ConfigError(Exception):
+    """A variable is missing or malformed; the message names it."""
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _require(env: Mapping[str, str], name: str, why: str) -> str:
+    value = _get(env, name)
+    if value is None:
+        raise ConfigError(f"{name} is not set: {why}")
+    return value
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept postgres://, postgresql:// and postgresql+psycopg2:// URLs; use psycopg2 for all."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError("DATABASE_URL is not a URL: expected postgresql://... or sqlite:///...")
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg2://{rest}"
+    if scheme == "postgresql+psycopg2" or scheme.startswith("sqlite"):
+        return url
+    raise ConfigError(f"DATABASE_URL has an unsupported scheme {scheme!r}: use postgresql:// or sqlite:///")
+
+
+def database_url(env: Mapping[str, str] = os.environ) -> str:
+    return normalize_database_url(
+        _require(env, "DATABASE_URL", "set it to postgresql://user@host/db (or sqlite:///file.db)")
+    )
+
+
+def redis_url(env: Mapping[str, str] = os.environ) -> str:
+    url = _require(env, "REDIS_URL", "set it to redis://host:6379/0")
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    return url
+
+
+def queue_name(env: Mapping[str, str] = os.environ) -> str:
+    return _get(env, "WAHOOKS_QUEUE") or DEFAULT_QUEUE
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    redis_url: str
+    app_secrets: tuple[str, ...]
+    verify_token: str
+    queue: str = DEFAULT_QUEUE
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "WebConfig":
+        secrets = tuple(
+            s.strip()
+            for s in _require(env, "WHATSAPP_APP_SECRET", "the app secret signs every webhook").split(",")
+            if s.strip()
+        )
+        if not secrets:
+            raise ConfigError("WHATSAPP_APP_SECRET holds no secret (only commas or spaces)")
+        limit = _get(env, "WEBHOOK_MAX_BODY_BYTES")
+        try:
+            max_body = int(limit) if limit else DEFAULT_MAX_BODY_BYTES
+        except ValueError:
+            raise ConfigError("WEBHOOK_MAX_BODY_BYTES must be a whole number of bytes") from None
+        if max_body <= 0:
+            raise ConfigError("WEBHOOK_MAX_BODY_BYTES must be positive")
+        return cls(
+            redis_url=redis_url(env),
+            app_secrets=secrets,
+            verify_token=_require(env, "WHATSAPP_VERIFY_TOKEN", "Meta's subscription handshake needs it"),
+            queue=queue_name(env),
+            max_body_bytes=max_body,
+        )
+
+    def __repr__(self) -> str:  # secrets must never reach a log line
+        return f"WebConfig(redis_url=<set>, queue={self.queue!r}, max_body_bytes={self.max_body_bytes})"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    database_url: str
+    redis_url: str
+    queue: str = DEFAULT_QUEUE
+    default_phone_number_id: str | None = None
+    default_business_name: str = "default"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "WorkerConfig":
+        return cls(
+            database_url=database_url(env),
+            redis_url=redis_url(env),
+            queue=queue_name(env),
+            default_phone_number_id=_get(env, "WHATSAPP_PHONE_NUMBER_ID"),
+            default_business_name=_get(env, "WHATSAPP_BUSINESS_NAME") or "default",
+        )
+
+    def __repr__(self) -> str:
+        return f"WorkerConfig(database_url=<set>, redis_url=<set>, queue={self.queue!r})"

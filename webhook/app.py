@@ -1,0 +1,87 @@
+"""The Flask app Meta calls: the verify-token handshake, and signed POSTs handed to the Redis inbox."""
+
+import hmac
+import json
+import logging
+
+from flask import Flask, Response, jsonify, request
+from redis import Redis
+from redis.exceptions import RedisError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from runtime.config import WebConfig
+from runtime.inbox import Inbox, body_digest
+from runtime.logs import hide
+from runtime.redis_client import web_client
+from webhook.signature import Verdict, verify
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> Flask:
+    config = config or WebConfig.from_env()
+    hide(*config.app_secrets, config.verify_token)
+    redis = redis if redis is not None else web_client(config.redis_url)
+    inbox = Inbox(redis, config.queue)
+    app = Flask(__name__)
+    # Werkzeug then refuses a larger body while streaming it, Content-Length or chunked.
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+
+    @app.get("/webhook")
+    def handshake() -> Response | tuple[str, int]:
+        args = request.args
+        token = args.get("hub.verify_token", "")
+        challenge = args.get("hub.challenge")
+        token_ok = hmac.compare_digest(token.encode(), config.verify_token.encode())
+        if args.get("hub.mode") != "subscribe" or not token_ok or challenge is None:
+            return "forbidden", 403
+        return Response(challenge, 200, mimetype="text/plain")
+
+    @app.post("/webhook")
+    def receive() -> tuple[Response, int]:
+        if request.content_length is not None and request.content_length > config.max_body_bytes:
+            return _error("body too large", 413)
+        body = request.get_data(cache=False)
+        verdict = verify(request.headers.get("X-Hub-Signature-256"), body, config.app_secrets)
+        if verdict is not Verdict.VALID:
+            log.warning(
+                "webhook rejected: signature %s", verdict.value, extra={"event": body_digest(body)[:16]}
+            )
+            return _error(f"signature {verdict.value}", 401 if verdict is Verdict.MISSING else 403)
+        if not _is_json_object(body):
+            return _error("body is not a JSON object", 400)
+        try:
+            queued = inbox.push(body)
+        except RedisError as error:
+            log.error("redis unavailable, answering 503: %s", type(error).__name__)
+            return _error("temporarily unavailable", 503)
+        return jsonify(queued=queued), 200
+
+    @app.get("/healthz")
+    def healthz() -> tuple[str, int]:
+        return "ok", 200
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        try:
+            redis.ping()
+        except RedisError as error:
+            return _error(f"redis: {type(error).__name__}", 503)
+        return jsonify(ready=True), 200
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_: RequestEntityTooLarge) -> tuple[Response, int]:
+        return _error("body too large", 413)
+
+    return app
+
+
+def _error(message: str, status: int) -> tuple[Response, int]:
+    return jsonify(error=message), status
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body), dict)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False

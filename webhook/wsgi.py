@@ -1,0 +1,14 @@
+"""gunicorn's entry point: `gunicorn webhook.wsgi:app`; a configuration error exits with its message."""
+
+import sys
+
+from runtime import logs
+from runtime.config import ConfigError
+from webhook.app import create_app
+
+logs.configure()
+try:
+    app = create_app()
+except ConfigError as error:
+    sys.stderr.write(f"wahooks web: configuration error: {error}\n")
+    sys.exit(2)

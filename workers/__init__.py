@@ -1,0 +1,1 @@
+"""RQ jobs that turn Meta's webhook bodies into messages, orders and exact daily analytics."""

@@ -1,0 +1,108 @@
+"""Typed updates parsed out of a webhook body: everything after parse.py works on these."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+RawJson = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Media:
+    id: str | None
+    mime_type: str | None
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    product_retailer_id: str
+    quantity: int
+    item_price: Decimal
+    currency: str | None
+
+
+@dataclass(frozen=True)
+class Order:
+    catalog_id: str | None
+    note: str | None
+    items: tuple[OrderItem, ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((item.item_price * item.quantity for item in self.items), Decimal(0))
+
+    @property
+    def currency(self) -> str | None:
+        return self.items[0].currency if self.items else None
+
+
+@dataclass(frozen=True)
+class Content:
+    """The part of a message a person reads or a business acts on, by message type."""
+
+    body: str | None = None
+    media: Media | None = None
+    latitude: Decimal | None = None
+    longitude: Decimal | None = None
+    target_wamid: str | None = None
+    order: Order | None = None
+    error_code: int | None = None
+    error_title: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message the business received (inbound) or sent from the WhatsApp Business app (echo)."""
+
+    wamid: str
+    direction: str
+    message_type: str
+    wa_id: str | None
+    user_id: str | None
+    contact_name: str | None
+    timestamp: datetime
+    content: Content
+    context_wamid: str | None
+    forwarded: bool
+    raw: RawJson
+
+
+@dataclass(frozen=True)
+class Status:
+    wamid: str
+    status: str
+    timestamp: datetime
+    recipient_id: str | None
+    error_code: int | None = None
+    error_title: str | None = None
+    error_details: str | None = None
+    conversation_id: str | None = None
+    pricing_category: str | None = None
+    raw: RawJson | None = None
+
+
+@dataclass
+class Change:
+    """One `changes[]` item: the updates for one business phone number."""
+
+    field: str
+    waba_id: str | None
+    phone_number_id: str | None
+    display_phone_number: str | None
+    messages: list[Message] = field(default_factory=list)
+    statuses: list[Status] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def update_count(self) -> int:
+        return len(self.messages) + len(self.statuses)
+
+
+@dataclass
+class Envelope:
+    """A whole webhook body: its changes and what could not be parsed, in order."""
+
+    changes: list[Change] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)

@@ -1,0 +1,292 @@
+"""The one boundary where Meta's JSON becomes typed updates; nothing past it reads raw dicts."""
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from models import INBOUND, OUTBOUND
+from workers.events import (
+    Change,
+    Content,
+    Envelope,
+    Media,
+    Message,
+    Order,
+    OrderItem,
+    RawJson,
+    Status,
+)
+
+log = logging.getLogger(__name__)
+
+MESSAGES_FIELD = "messages"
+ECHOES_FIELD = "smb_message_echoes"
+
+
+class NotAWebhook(ValueError):
+    """The body is not a JSON object: nothing in it can ever be processed."""
+
+
+def _dict(value: Any) -> RawJson:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError, InvalidOperation):
+        return None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    seconds = _int(value)
+    return datetime.fromtimestamp(seconds, UTC) if seconds is not None and seconds > 0 else None
+
+
+def _first_error(errors: Any) -> tuple[int | None, str | None, str | None]:
+    first = _dict(next(iter(_list(errors)), None))
+    details = _str(_dict(first.get("error_data")).get("details")) or _str(first.get("message"))
+    return _int(first.get("code")), _str(first.get("title")), details
+
+
+# Content parsers, one per Meta message type. A type missing here is kept with its raw JSON.
+
+
+def _text(m: RawJson) -> Content:
+    return Content(body=_str(_dict(m.get("text")).get("body")))
+
+
+def _media(kind: str) -> Callable[[RawJson], Content]:
+    def parse(m: RawJson) -> Content:
+        obj = _dict(m.get(kind))
+        media = Media(_str(obj.get("id")), _str(obj.get("mime_type")), _str(obj.get("filename")))
+        return Content(body=_str(obj.get("caption")), media=media)
+
+    return parse
+
+
+def _location(m: RawJson) -> Content:
+    loc = _dict(m.get("location"))
+    return Content(
+        body=_str(loc.get("name")) or _str(loc.get("address")),
+        latitude=_decimal(loc.get("latitude")),
+        longitude=_decimal(loc.get("longitude")),
+    )
+
+
+def _contacts(m: RawJson) -> Content:
+    names = [_str(_dict(_dict(c).get("name")).get("formatted_name")) for c in _list(m.get("contacts"))]
+    return Content(body=", ".join(n for n in names if n) or None)
+
+
+def _interactive(m: RawJson) -> Content:
+    obj = _dict(m.get("interactive"))
+    reply = _dict(obj.get(_str(obj.get("type")) or ""))
+    return Content(body=_str(reply.get("title")) or _str(reply.get("body")) or _str(reply.get("name")))
+
+
+def _button(m: RawJson) -> Content:
+    button = _dict(m.get("button"))
+    return Content(body=_str(button.get("text")) or _str(button.get("payload")))
+
+
+def _order_item(item: RawJson) -> OrderItem | None:
+    retailer_id, quantity, price = (
+        _str(item.get("product_retailer_id")),
+        _int(item.get("quantity")),
+        _decimal(item.get("item_price")),
+    )
+    if retailer_id is None or quantity is None or price is None:
+        return None
+    return OrderItem(retailer_id, quantity, price, _str(item.get("currency")))
+
+
+def _order(m: RawJson) -> Content:
+    obj = _dict(m.get("order"))
+    items = [_order_item(_dict(i)) for i in _list(obj.get("product_items"))]
+    order = Order(_str(obj.get("catalog_id")), _str(obj.get("text")), tuple(i for i in items if i))
+    if len(order.items) != len(items):
+        log.warning("order item without retailer id, quantity or price dropped", extra={"wamid": m.get("id")})
+    return Content(body=order.note, order=order)
+
+
+def _reaction(m: RawJson) -> Content:
+    reaction = _dict(m.get("reaction"))
+    # No emoji means the customer removed their reaction.
+    return Content(body=_str(reaction.get("emoji")), target_wamid=_str(reaction.get("message_id")))
+
+
+def _system(m: RawJson) -> Content:
+    return Content(body=_str(_dict(m.get("system")).get("body")))
+
+
+def _edit(m: RawJson) -> Content:
+    edit = _dict(m.get("edit"))
+    new = _content(_dict(edit.get("message")))
+    return Content(body=new.body, media=new.media, target_wamid=_str(edit.get("original_message_id")))
+
+
+def _revoke(m: RawJson) -> Content:
+    return Content(target_wamid=_str(_dict(m.get("revoke")).get("original_message_id")))
+
+
+CONTENT_PARSERS: dict[str, Callable[[RawJson], Content]] = {
+    "text": _text,
+    "image": _media("image"),
+    "video": _media("video"),
+    "audio": _media("audio"),
+    "document": _media("document"),
+    "sticker": _media("sticker"),
+    "location": _location,
+    "contacts": _contacts,
+    "interactive": _interactive,
+    "button": _button,
+    "order": _order,
+    "reaction": _reaction,
+    "system": _system,
+    "edit": _edit,
+    "revoke": _revoke,
+    "unsupported": lambda m: Content(),
+}
+
+
+def _content(m: RawJson) -> Content:
+    message_type = _str(m.get("type")) or "unknown"
+    parser = CONTENT_PARSERS.get(message_type)
+    if parser is None:
+        log.info("message type %r is not parsed; stored with its raw JSON", message_type)
+        parser = CONTENT_PARSERS["unsupported"]
+    content = parser(m)
+    code, title, _ = _first_error(m.get("errors"))
+    if code is None and title is None:
+        return content
+    return Content(**{**content.__dict__, "error_code": code, "error_title": title})
+
+
+def _message(m: RawJson, direction: str, names: dict[str, str]) -> Message | None:
+    wamid, timestamp = _str(m.get("id")), _timestamp(m.get("timestamp"))
+    if wamid is None or timestamp is None:
+        return None
+    context = _dict(m.get("context"))
+    if direction == INBOUND:
+        wa_id, user_id = _str(m.get("from")), _str(m.get("from_user_id")) or _str(m.get("user_id"))
+    else:
+        wa_id, user_id = _str(m.get("to")), _str(m.get("to_user_id")) or _str(m.get("recipient_user_id"))
+    return Message(
+        wamid=wamid,
+        direction=direction,
+        message_type=_str(m.get("type")) or "unknown",
+        wa_id=wa_id,
+        user_id=user_id,
+        contact_name=names.get(wa_id or "") or names.get(user_id or ""),
+        timestamp=timestamp,
+        content=_content(m),
+        context_wamid=_str(context.get("id")),
+        forwarded=bool(context.get("forwarded") or context.get("frequently_forwarded")),
+        raw=m,
+    )
+
+
+def _status(s: RawJson) -> Status | None:
+    wamid, name, timestamp = _str(s.get("id")), _str(s.get("status")), _timestamp(s.get("timestamp"))
+    if wamid is None or name is None or timestamp is None:
+        return None
+    code, title, details = _first_error(s.get("errors"))
+    return Status(
+        wamid=wamid,
+        status=name,
+        timestamp=timestamp,
+        recipient_id=_str(s.get("recipient_id")) or _str(s.get("recipient_user_id")),
+        error_code=code,
+        error_title=title,
+        error_details=details,
+        conversation_id=_str(_dict(s.get("conversation")).get("id")),
+        pricing_category=_str(_dict(s.get("pricing")).get("category")),
+        raw=s,
+    )
+
+
+def _contact_names(value: RawJson) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for contact in map(_dict, _list(value.get("contacts"))):
+        name = _str(_dict(contact.get("profile")).get("name"))
+        for key in ("wa_id", "user_id"):
+            if name and _str(contact.get(key)):
+                names[str(contact[key])] = name
+    return names
+
+
+def _change(raw: RawJson, waba_id: str | None, where: str) -> Change:
+    field = _str(raw.get("field")) or "unknown"
+    value = _dict(raw.get("value"))
+    metadata = _dict(value.get("metadata"))
+    change = Change(
+        field, waba_id, _str(metadata.get("phone_number_id")), _str(metadata.get("display_phone_number"))
+    )
+    for error in _list(value.get("errors")):
+        code, title, details = _first_error([error])
+        log.warning("Meta reported a webhook error %s %s: %s", code, title, details, extra={"event": where})
+    names = _contact_names(value)
+    items: list[tuple[str, str, Any]] = []
+    if field == MESSAGES_FIELD:
+        items += [("messages", INBOUND, m) for m in _list(value.get("messages"))]
+        items += [("statuses", "", s) for s in _list(value.get("statuses"))]
+    elif field == ECHOES_FIELD:
+        items += [("message_echoes", OUTBOUND, m) for m in _list(value.get("message_echoes"))]
+    for n, (kind, direction, item) in enumerate(items):
+        if kind == "statuses":
+            status = _status(_dict(item))
+            change.statuses.extend([status] if status else [])
+            parsed: object = status
+        else:
+            message = _message(_dict(item), direction, names)
+            change.messages.extend([message] if message else [])
+            parsed = message
+        if parsed is None:
+            change.skipped.append(f"{where}.{kind}[{n}]: no id, status or timestamp")
+    return change
+
+
+def parse(body: bytes) -> Envelope:
+    """Parse a webhook body; raise NotAWebhook only when it is not a JSON object at all."""
+    try:
+        # Decimal for every fractional number: prices must never pass through a float.
+        document = json.loads(body, parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise NotAWebhook(f"not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise NotAWebhook(f"a JSON {type(document).__name__}, not an object")
+    envelope = Envelope()
+    entries = document.get("entry")
+    if not isinstance(entries, list):
+        envelope.skipped.append("entry: missing or not a list")
+        return envelope
+    for e, entry in enumerate(map(_dict, entries)):
+        waba_id = _str(entry.get("id"))
+        for c, raw_change in enumerate(_list(entry.get("changes"))):
+            envelope.changes.append(_change(_dict(raw_change), waba_id, f"entry[{e}].changes[{c}]"))
+    return envelope

@@ -1,0 +1,112 @@
+"""The worker process: a non-forking RQ worker, plus the housekeeping that keeps work moving."""
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
+
+from workers.pump import Pump
+from workers.services import Services
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 6
+RENEW_EVERY_SECONDS = 2.0
+REAP_EVERY_SECONDS = 1.0
+PUMP_IDLE_SECONDS = 0.05
+
+
+class LeasedWorker(SimpleWorker):
+    """A SimpleWorker whose running job holds a lease of seconds, renewed by the housekeeper thread.
+
+    RQ keeps a started job's registry entry alive for the job timeout plus a minute; a SIGKILLed
+    worker's job would wait that long. With a short lease renewed while the process lives, a dead
+    worker's job expires within LEASE_SECONDS and any worker's reaper hands it back to RQ's own
+    abandoned-job handling (retry while retries are left, else the failed registry).
+    """
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return LEASE_SECONDS
+
+
+class Housekeeper(threading.Thread):
+    """Pumps the inbox into jobs, renews this worker's leases, reaps abandoned jobs and enqueues due retries.
+
+    RQ's own scheduler runs in a forked process and holds its lock for a minute after its worker
+    dies; doing its one step here, under a lock of one second, keeps retries moving within seconds
+    whichever worker dies (and works with the in-process Redis of the embedded mode).
+    """
+
+    def __init__(self, worker: LeasedWorker, services: Services, pump: Pump) -> None:
+        super().__init__(name="housekeeper", daemon=True)
+        self.worker = worker
+        self.services = services
+        self.pump = pump
+        self.stopping = threading.Event()
+        self._reap_lock = f"wahooks:{services.queue.name}:reaper-lock"
+        self._scheduler = RQScheduler([services.queue], connection=services.redis)
+
+    def run(self) -> None:
+        next_renew = next_reap = 0.0
+        while not self.stopping.is_set():
+            try:
+                moved = self.pump.move()
+                now = time.monotonic()
+                if now >= next_renew:
+                    self.renew_leases()
+                    next_renew = now + RENEW_EVERY_SECONDS
+                if now >= next_reap:
+                    self.reap()
+                    next_reap = now + REAP_EVERY_SECONDS
+            except RedisError as error:
+                log.warning("redis unavailable to the housekeeper: %s", error)
+                moved = 0
+                self.stopping.wait(1.0)
+            if not moved:
+                self.stopping.wait(PUMP_IDLE_SECONDS)
+
+    def renew_leases(self) -> None:
+        executions = list(self.worker.executions.values())
+        if not executions:
+            return
+        registry = StartedJobRegistry(self.services.queue.name, connection=self.services.redis)
+        with self.services.redis.pipeline() as pipe:
+            for execution in executions:
+                execution.heartbeat(registry, LEASE_SECONDS, pipe)
+            pipe.execute()
+
+    def reap(self) -> None:
+        """Hand expired leases back to RQ and enqueue due retries (one reaper at a time across workers)."""
+        if not self.services.redis.set(self._reap_lock, "1", nx=True, px=int(REAP_EVERY_SECONDS * 1000)):
+            return
+        queue = self.services.queue
+        queue.started_job_registry.cleanup()
+        queue.intermediate_queue.cleanup(self.worker, queue)
+        self._scheduler.prepare_registries([queue.name])
+        self._scheduler.enqueue_scheduled_jobs()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}"
+
+
+def run(services: Services, burst: bool = False) -> bool:
+    """Run a worker until stopped (or, with burst, until the queue and inbox are empty)."""
+    services.db.check_schema()
+    worker = LeasedWorker([services.queue], connection=services.redis, name=worker_name())
+    keeper = Housekeeper(worker, services, Pump(services.redis, services.queue))
+    if burst:
+        keeper.pump.drain()
+    keeper.start()
+    try:
+        return worker.work(burst=burst, logging_level=None)
+    finally:
+        keeper.stopping.set()
+        keeper.join(timeout=5)

@@ -1,0 +1,274 @@
+"""Write routed updates with a few bulk statements per body; every counter moves only for rows inserted."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy.orm import Session
+
+from models import (
+    INBOUND,
+    OUTBOUND,
+    WhatsAppCatalog,
+    WhatsAppMessage,
+    WhatsAppMessageStatus,
+    WhatsAppOrder,
+    WhatsAppOrderItem,
+    WhatsAppProduct,
+)
+from models.db import upsert
+from workers.analytics import STATUS_COUNTERS, DailyDeltas
+from workers.events import Message, Status
+
+RECEIVED = "received"
+SENT = "sent"
+# A status only moves forward along this order; failed is terminal.
+STATUS_RANK = {SENT: 1, "delivered": 2, "read": 3, "failed": 4}
+TIMESTAMP_COLUMN = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Everything in one body that belongs to a known tenant."""
+
+    messages: list[tuple[int, Message]]
+    statuses: list[tuple[int, Status]]
+
+
+def store(session: Session, routed: Routed, deltas: DailyDeltas) -> None:
+    inbound = [(t, m) for t, m in routed.messages if m.direction == INBOUND]
+    echoes = [(t, m) for t, m in routed.messages if m.direction == OUTBOUND]
+    new_inbound = _insert_inbound(session, inbound, deltas)
+    _upsert_echoes(session, echoes)
+    _insert_orders(session, [(t, m) for t, m in inbound if m.wamid in new_inbound], deltas)
+    # An echo is a message the business sent: it counts as `sent` exactly like a sent status.
+    echo_statuses = [(t, Status(m.wamid, SENT, m.timestamp, m.wa_id)) for t, m in echoes]
+    _store_statuses(session, routed.statuses + echo_statuses, deltas)
+
+
+def _message_row(tenant_id: int, m: Message, status: str) -> dict[str, object]:
+    c = m.content
+    return {
+        "tenant_id": tenant_id,
+        "wamid": m.wamid,
+        "direction": m.direction,
+        "message_type": m.message_type,
+        "wa_id": m.wa_id,
+        "user_id": m.user_id,
+        "contact_name": m.contact_name,
+        "body": c.body,
+        "status": status,
+        "message_at": m.timestamp,
+        "sent_at": m.timestamp if status == SENT else None,
+        "context_wamid": m.context_wamid,
+        "target_wamid": c.target_wamid,
+        "forwarded": m.forwarded,
+        "media_id": c.media.id if c.media else None,
+        "media_mime_type": c.media.mime_type if c.media else None,
+        "media_filename": c.media.filename if c.media else None,
+        "latitude": c.latitude,
+        "longitude": c.longitude,
+        "failure_code": c.error_code,
+        "failure_title": c.error_title,
+        "raw": m.raw,
+    }
+
+
+def _by_wamid(rows: Iterable[dict[str, object]]) -> list[dict[str, object]]:
+    """One row per wamid, sorted, so that concurrent transactions lock rows in the same order."""
+    return sorted({str(r["wamid"]): r for r in reversed(list(rows))}.values(), key=lambda r: str(r["wamid"]))
+
+
+def _insert_inbound(session: Session, inbound: list[tuple[int, Message]], deltas: DailyDeltas) -> set[str]:
+    if not inbound:
+        return set()
+    table = WhatsAppMessage.__table__
+    stmt = upsert(session, table).on_conflict_do_nothing(index_elements=["wamid"])
+    rows = _by_wamid(_message_row(t, m, RECEIVED) for t, m in inbound)
+    inserted = session.execute(
+        stmt.returning(table.c.wamid, table.c.tenant_id, table.c.message_at), rows
+    ).all()
+    for _, tenant_id, message_at in inserted:
+        deltas.count(tenant_id, _utc(message_at), "messages_received")
+    return {wamid for wamid, _, _ in inserted}
+
+
+def _upsert_echoes(session: Session, echoes: list[tuple[int, Message]]) -> None:
+    """Echoes may arrive after a status made a bare row for their wamid: fill in what it lacks."""
+    if not echoes:
+        return
+    table = WhatsAppMessage.__table__
+    stmt = upsert(session, table)
+    fill = ("message_type", "wa_id", "user_id", "body", "message_at", "media_id", "media_mime_type", "raw")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["wamid"],
+        set_={col: func.coalesce(table.c[col], stmt.excluded[col]) for col in fill},
+    ).returning(table.c.id)
+    session.execute(stmt, _by_wamid(_message_row(t, m, SENT) for t, m in echoes))
+
+
+def _insert_orders(session: Session, messages: list[tuple[int, Message]], deltas: DailyDeltas) -> None:
+    """One order per new order message, its items linked to the tenant's products where we know them."""
+    orders = [(t, m, m.content.order) for t, m in messages if m.content.order is not None]
+    if not orders:
+        return
+    table = WhatsAppOrder.__table__
+    rows = [
+        {
+            "tenant_id": t,
+            "wamid": m.wamid,
+            "wa_id": m.wa_id,
+            "catalog_id": o.catalog_id,
+            "total_amount": o.total,
+            "currency": o.currency,
+            "note": o.note,
+            "ordered_at": m.timestamp,
+            "raw": m.raw.get("order"),
+        }
+        for t, m, o in sorted(orders, key=lambda x: x[1].wamid)
+    ]
+    stmt = upsert(session, table).on_conflict_do_nothing(index_elements=["wamid"])
+    order_ids = dict(session.execute(stmt.returning(table.c.wamid, table.c.id), rows).all())
+    if not order_ids:
+        return
+    products = _product_ids(session, [(t, o.catalog_id) for t, _, o in orders])
+    items = []
+    for tenant_id, message, order in orders:
+        if message.wamid not in order_ids:
+            continue
+        deltas.add_order(tenant_id, message.timestamp, order.total)
+        items += [
+            {
+                "order_id": order_ids[message.wamid],
+                "position": position,
+                "product_id": products.get((tenant_id, order.catalog_id, item.product_retailer_id)),
+                "product_retailer_id": item.product_retailer_id,
+                "quantity": item.quantity,
+                "item_price": item.item_price,
+                "currency": item.currency,
+            }
+            for position, item in enumerate(order.items)
+        ]
+    if items:
+        session.execute(WhatsAppOrderItem.__table__.insert(), items)
+    messages_table = WhatsAppMessage.__table__
+    link = (
+        update(messages_table).where(messages_table.c.wamid == bindparam("w")).values(order_id=bindparam("o"))
+    )
+    session.execute(link, [{"w": wamid, "o": order_id} for wamid, order_id in sorted(order_ids.items())])
+
+
+def _product_ids(
+    session: Session, catalogs: list[tuple[int, str | None]]
+) -> dict[tuple[int, str | None, str], int]:
+    """(tenant, Meta catalog id, retailer id) -> product id, for the catalogs these orders name."""
+    wanted = {(t, c) for t, c in catalogs if c}
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(
+            WhatsAppCatalog.tenant_id,
+            WhatsAppCatalog.catalog_id,
+            WhatsAppProduct.retailer_id,
+            WhatsAppProduct.id,
+        )
+        .join(WhatsAppProduct, WhatsAppProduct.catalog_id == WhatsAppCatalog.id)
+        .where(WhatsAppCatalog.tenant_id.in_({t for t, _ in wanted}))
+        .where(WhatsAppCatalog.catalog_id.in_({c for _, c in wanted}))
+    ).all()
+    return {(t, c, r): pid for t, c, r, pid in rows}
+
+
+def _store_statuses(session: Session, statuses: list[tuple[int, Status]], deltas: DailyDeltas) -> None:
+    known = [(t, s) for t, s in statuses if s.status in STATUS_RANK]
+    if not known:
+        return
+    _record_first_sightings(session, known, deltas)
+    _advance_messages(session, known)
+
+
+def _record_first_sightings(
+    session: Session, statuses: list[tuple[int, Status]], deltas: DailyDeltas
+) -> None:
+    """A (wamid, status) row is inserted once ever; only an insert moves its counter."""
+    first: dict[tuple[str, str], dict[str, object]] = {}
+    for tenant_id, s in sorted(statuses, key=lambda ts: ts[1].timestamp, reverse=True):
+        first[(s.wamid, s.status)] = {
+            "tenant_id": tenant_id,
+            "wamid": s.wamid,
+            "status": s.status,
+            "status_at": s.timestamp,
+            "recipient_id": s.recipient_id,
+            "raw": s.raw,
+        }
+    table = WhatsAppMessageStatus.__table__
+    stmt = upsert(session, table).on_conflict_do_nothing(index_elements=["wamid", "status"])
+    rows = [first[key] for key in sorted(first)]
+    inserted = session.execute(stmt.returning(table.c.tenant_id, table.c.status, table.c.status_at), rows)
+    for tenant_id, status, status_at in inserted:
+        deltas.count(tenant_id, _utc(status_at), STATUS_COUNTERS[status])
+
+
+def _rank(column):  # type: ignore[no-untyped-def]
+    return case(STATUS_RANK, value=column, else_=0)
+
+
+def _advance_messages(session: Session, statuses: list[tuple[int, Status]]) -> None:
+    """Upsert each outbound message once, moving its status forward only, whatever the arrival order."""
+    rows: dict[str, dict[str, object]] = {}
+    for tenant_id, s in sorted(statuses, key=lambda ts: ts[1].timestamp):
+        row = rows.setdefault(s.wamid, _bare_outbound_row(tenant_id, s.wamid))
+        if STATUS_RANK[s.status] > STATUS_RANK.get(str(row["status"]), 0):
+            row["status"] = s.status
+        row[TIMESTAMP_COLUMN[s.status]] = row[TIMESTAMP_COLUMN[s.status]] or s.timestamp
+        for column, value in (
+            ("wa_id", s.recipient_id),
+            ("failure_code", s.error_code),
+            ("failure_title", s.error_title),
+            ("failure_details", s.error_details),
+            ("conversation_id", s.conversation_id),
+            ("pricing_category", s.pricing_category),
+        ):
+            row[column] = row[column] or value
+    table = WhatsAppMessage.__table__
+    stmt = upsert(session, table)
+    moves_forward = and_(table.c.direction == OUTBOUND, _rank(stmt.excluded.status) > _rank(table.c.status))
+    keep_first = (*TIMESTAMP_COLUMN.values(), "wa_id", "failure_code", "failure_title", "failure_details")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["wamid"],
+        set_={
+            "status": case((moves_forward, stmt.excluded.status), else_=table.c.status),
+            **{c: func.coalesce(table.c[c], stmt.excluded[c]) for c in keep_first},
+            "conversation_id": func.coalesce(table.c.conversation_id, stmt.excluded.conversation_id),
+            "pricing_category": func.coalesce(table.c.pricing_category, stmt.excluded.pricing_category),
+            "updated_at": func.now(),
+        },
+    ).returning(table.c.id)
+    session.execute(stmt, [rows[w] for w in sorted(rows)])
+
+
+def _bare_outbound_row(tenant_id: int, wamid: str) -> dict[str, object]:
+    """The row a status makes for a message whose send we never saw."""
+    return {
+        "tenant_id": tenant_id,
+        "wamid": wamid,
+        "direction": OUTBOUND,
+        "status": "",
+        **dict.fromkeys(TIMESTAMP_COLUMN.values()),
+        **dict.fromkeys(
+            (
+                "wa_id",
+                "failure_code",
+                "failure_title",
+                "failure_details",
+                "conversation_id",
+                "pricing_category",
+            )
+        ),
+    }
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back naive; they were written in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
