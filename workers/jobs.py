@@ -43,9 +43,14 @@ class Result:
     skipped: list[str] = field(default_factory=list)
 
 
-def job_options() -> dict[str, object]:
+def job_options(bodies: int) -> dict[str, object]:
     """How every processing job is enqueued, by the pump and when a body is split out."""
-    return {"retry": RETRY, "timeout": JOB_TIMEOUT_SECONDS, "failure_ttl": 30 * 24 * 3600}
+    return {
+        "retry": RETRY,
+        "timeout": JOB_TIMEOUT_SECONDS,
+        "failure_ttl": 30 * 24 * 3600,
+        "description": f"process {bodies} webhook bodies",
+    }
 
 
 def process_bodies(bodies: list[bytes]) -> dict[str, int]:
@@ -80,7 +85,7 @@ def process_bodies(bodies: list[bytes]) -> dict[str, int]:
 
 
 def _split_out(queue: Queue, bodies: list[bytes]) -> None:
-    queue.enqueue_many([Queue.prepare_data(JOB_PATH, args=([b],), **job_options()) for b in bodies])
+    queue.enqueue_many([Queue.prepare_data(JOB_PATH, args=([b],), **job_options(1)) for b in bodies])
     log.warning("failed bodies split into jobs of their own", extra={"count": len(bodies)})
 
 

@@ -65,7 +65,7 @@ class Pump:
                 return 0
             pipe.multi()
             self.queue.enqueue_many(
-                [Queue.prepare_data(JOB_PATH, args=(batch,), **job_options())], pipeline=pipe
+                [Queue.prepare_data(JOB_PATH, args=(batch,), **job_options(len(batch)))], pipeline=pipe
             )
             pipe.ltrim(self.keys.inbox, 0, -(len(batch) + 1))
             pipe.execute()

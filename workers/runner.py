@@ -100,7 +100,9 @@ def worker_name() -> str:
 def run(services: Services, burst: bool = False) -> bool:
     """Run a worker until stopped (or, with burst, until the queue and inbox are empty)."""
     services.db.check_schema()
-    worker = LeasedWorker([services.queue], connection=services.redis, name=worker_name())
+    worker = LeasedWorker(
+        [services.queue], connection=services.redis, name=worker_name(), log_job_description=False
+    )
     keeper = Housekeeper(worker, services, Pump(services.redis, services.queue))
     if burst:
         keeper.pump.drain()
