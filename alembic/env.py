@@ -2,10 +2,10 @@
 
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import create_engine, pool
 
 import models
-from alembic import context
 from runtime.config import database_url
 
 config = context.config

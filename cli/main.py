@@ -102,9 +102,9 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     url = args.database_url or embedded.default_database_url()
     if not args.demo:
-        embedded.serve(url, args.port)
+        embedded.serve(url, 8000 if args.port is None else args.port)
         return 0
-    result = embedded.demo(url, args.port)
+    result = embedded.demo(url, args.port or 0)
     _print_demo(result)
     return 0
 
@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=datetime.fromisoformat, help="only bodies received since (ISO 8601)")
 
     p = command("dev", cmd_dev, "run the whole pipeline in-process: SQLite, in-process Redis, one worker")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, help="default 8000 (--demo: any free port)")
     p.add_argument("--database-url", help="default: sqlite:///./wahooks-dev.db")
     p.add_argument("--demo", action="store_true", help="replay the bundled samples, print the tables, exit")
     return parser

@@ -8,9 +8,8 @@ Create Date: 2026-11-24 13:29:04.028235
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -21,9 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "tenants",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
             "created_at",
@@ -41,9 +38,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "webhook_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column(
@@ -63,9 +58,7 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(length=16), nullable=True),
         sa.Column(
             "notes",
-            sa.JSON().with_variant(
-                postgresql.JSONB(astext_type=sa.Text()), "postgresql"
-            ),
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
         sa.Column("error", sa.Text(), nullable=True),
@@ -73,9 +66,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
         sa.UniqueConstraint("sha256", name=op.f("uq_webhook_events_sha256")),
     )
-    op.create_index(
-        op.f("ix_webhook_events_outcome"), "webhook_events", ["outcome"], unique=False
-    )
+    op.create_index(op.f("ix_webhook_events_outcome"), "webhook_events", ["outcome"], unique=False)
     op.create_index(
         op.f("ix_webhook_events_processed_at"),
         "webhook_events",
@@ -84,22 +75,16 @@ def upgrade() -> None:
     )
     op.create_table(
         "whatsapp_analytics",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "tenant_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             nullable=False,
         ),
         sa.Column("date", sa.Date(), nullable=False),
-        sa.Column(
-            "messages_received", sa.Integer(), server_default="0", nullable=False
-        ),
+        sa.Column("messages_received", sa.Integer(), server_default="0", nullable=False),
         sa.Column("messages_sent", sa.Integer(), server_default="0", nullable=False),
-        sa.Column(
-            "messages_delivered", sa.Integer(), server_default="0", nullable=False
-        ),
+        sa.Column("messages_delivered", sa.Integer(), server_default="0", nullable=False),
         sa.Column("messages_read", sa.Integer(), server_default="0", nullable=False),
         sa.Column("messages_failed", sa.Integer(), server_default="0", nullable=False),
         sa.Column("orders_count", sa.Integer(), server_default="0", nullable=False),
@@ -128,15 +113,11 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_whatsapp_analytics")),
-        sa.UniqueConstraint(
-            "tenant_id", "date", name=op.f("uq_whatsapp_analytics_tenant_id_date")
-        ),
+        sa.UniqueConstraint("tenant_id", "date", name=op.f("uq_whatsapp_analytics_tenant_id_date")),
     )
     op.create_table(
         "whatsapp_business_settings",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "tenant_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -145,13 +126,9 @@ def upgrade() -> None:
         sa.Column("phone_number_id", sa.String(length=64), nullable=False),
         sa.Column("waba_id", sa.String(length=64), nullable=True),
         sa.Column("display_phone_number", sa.String(length=32), nullable=True),
-        sa.Column(
-            "is_active", sa.Boolean(), server_default=sa.text("true"), nullable=False
-        ),
+        sa.Column("is_active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column("default_catalog_id", sa.String(length=64), nullable=True),
-        sa.Column(
-            "language_code", sa.String(length=16), server_default="en", nullable=False
-        ),
+        sa.Column("language_code", sa.String(length=16), server_default="en", nullable=False),
         sa.Column("greeting_message", sa.Text(), nullable=True),
         sa.Column(
             "mark_read_on_receipt",
@@ -182,9 +159,7 @@ def upgrade() -> None:
             "phone_number_id",
             name=op.f("uq_whatsapp_business_settings_phone_number_id"),
         ),
-        sa.UniqueConstraint(
-            "tenant_id", name=op.f("uq_whatsapp_business_settings_tenant_id")
-        ),
+        sa.UniqueConstraint("tenant_id", name=op.f("uq_whatsapp_business_settings_tenant_id")),
     )
     op.create_index(
         op.f("ix_whatsapp_business_settings_waba_id"),
@@ -194,9 +169,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "whatsapp_catalogs",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "tenant_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -231,9 +204,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "whatsapp_message_statuses",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "tenant_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -245,9 +216,7 @@ def upgrade() -> None:
         sa.Column("recipient_id", sa.String(length=64), nullable=True),
         sa.Column(
             "raw",
-            sa.JSON().with_variant(
-                postgresql.JSONB(astext_type=sa.Text()), "postgresql"
-            ),
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
         sa.ForeignKeyConstraint(
@@ -257,9 +226,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_whatsapp_message_statuses")),
-        sa.UniqueConstraint(
-            "wamid", "status", name=op.f("uq_whatsapp_message_statuses_wamid_status")
-        ),
+        sa.UniqueConstraint("wamid", "status", name=op.f("uq_whatsapp_message_statuses_wamid_status")),
     )
     op.create_index(
         op.f("ix_whatsapp_message_statuses_tenant_id"),
@@ -269,9 +236,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "whatsapp_orders",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "tenant_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -282,16 +247,12 @@ def upgrade() -> None:
         sa.Column("catalog_id", sa.String(length=64), nullable=True),
         sa.Column("total_amount", sa.Numeric(precision=18, scale=4), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=True),
-        sa.Column(
-            "status", sa.String(length=32), server_default="received", nullable=False
-        ),
+        sa.Column("status", sa.String(length=32), server_default="received", nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("ordered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
             "raw",
-            sa.JSON().with_variant(
-                postgresql.JSONB(astext_type=sa.Text()), "postgresql"
-            ),
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
         sa.Column(
@@ -321,14 +282,10 @@ def upgrade() -> None:
         ["tenant_id"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_whatsapp_orders_wa_id"), "whatsapp_orders", ["wa_id"], unique=False
-    )
+    op.create_index(op.f("ix_whatsapp_orders_wa_id"), "whatsapp_orders", ["wa_id"], unique=False)
     op.create_table(
         "whatsapp_messages",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "tenant_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -357,9 +314,7 @@ def upgrade() -> None:
         sa.Column("failure_details", sa.Text(), nullable=True),
         sa.Column("context_wamid", sa.String(length=200), nullable=True),
         sa.Column("target_wamid", sa.String(length=200), nullable=True),
-        sa.Column(
-            "forwarded", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
+        sa.Column("forwarded", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("media_id", sa.String(length=128), nullable=True),
         sa.Column("media_mime_type", sa.String(length=128), nullable=True),
         sa.Column("media_filename", sa.Text(), nullable=True),
@@ -369,9 +324,7 @@ def upgrade() -> None:
         sa.Column("pricing_category", sa.String(length=64), nullable=True),
         sa.Column(
             "raw",
-            sa.JSON().with_variant(
-                postgresql.JSONB(astext_type=sa.Text()), "postgresql"
-            ),
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
         sa.Column(
@@ -417,14 +370,10 @@ def upgrade() -> None:
         ["tenant_id"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_whatsapp_messages_wa_id"), "whatsapp_messages", ["wa_id"], unique=False
-    )
+    op.create_index(op.f("ix_whatsapp_messages_wa_id"), "whatsapp_messages", ["wa_id"], unique=False)
     op.create_table(
         "whatsapp_products",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "catalog_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -462,9 +411,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "whatsapp_order_items",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "order_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -520,15 +467,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(
-        op.f("ix_whatsapp_order_items_product_id"), table_name="whatsapp_order_items"
-    )
+    op.drop_index(op.f("ix_whatsapp_order_items_product_id"), table_name="whatsapp_order_items")
     op.drop_table("whatsapp_order_items")
     op.drop_table("whatsapp_products")
     op.drop_index(op.f("ix_whatsapp_messages_wa_id"), table_name="whatsapp_messages")
-    op.drop_index(
-        op.f("ix_whatsapp_messages_tenant_id"), table_name="whatsapp_messages"
-    )
+    op.drop_index(op.f("ix_whatsapp_messages_tenant_id"), table_name="whatsapp_messages")
     op.drop_index(op.f("ix_whatsapp_messages_order_id"), table_name="whatsapp_messages")
     op.drop_table("whatsapp_messages")
     op.drop_index(op.f("ix_whatsapp_orders_wa_id"), table_name="whatsapp_orders")
