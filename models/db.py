@@ -47,12 +47,13 @@ _dumps = partial(json.dumps, default=_json_default, ensure_ascii=False)
 def make_engine(url: str) -> Engine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, json_serializer=_dumps)
+        engine = create_engine(url, json_serializer=_dumps, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
         url,
         json_serializer=_dumps,
+        hide_parameters=True,  # customer data stays out of error messages and logs
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,

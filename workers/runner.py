@@ -5,6 +5,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker
@@ -21,6 +22,7 @@ LEASE_SECONDS = 6
 RENEW_EVERY_SECONDS = 2.0
 REAP_EVERY_SECONDS = 1.0
 PUMP_IDLE_SECONDS = 0.05
+RESTART_DELAY_SECONDS = 1.0
 
 
 class LeasedWorker(SimpleWorker):
@@ -94,12 +96,27 @@ class Housekeeper(threading.Thread):
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}.{os.getpid()}"
+    return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
 
 
 def run(services: Services, burst: bool = False) -> bool:
-    """Run a worker until stopped (or, with burst, until the queue and inbox are empty)."""
+    """Run a worker until stopped (or, with burst, until the queue and inbox are empty).
+
+    RQ lets a Redis error escape its work loop when Redis vanishes mid-job; rather than exit, start
+    a fresh worker. The job in flight loses its lease and is reaped and retried like any abandoned job.
+    """
     services.db.check_schema()
+    while True:
+        try:
+            return _work_once(services, burst)
+        except RedisError as error:
+            log.error(
+                "redis failed under the worker, starting afresh in %.0f s: %s", RESTART_DELAY_SECONDS, error
+            )
+            time.sleep(RESTART_DELAY_SECONDS)
+
+
+def _work_once(services: Services, burst: bool) -> bool:
     worker = LeasedWorker(
         [services.queue], connection=services.redis, name=worker_name(), log_job_description=False
     )
@@ -108,7 +125,8 @@ def run(services: Services, burst: bool = False) -> bool:
         keeper.pump.drain()
     keeper.start()
     try:
-        return worker.work(burst=burst, logging_level=None)
+        # RQ sets its own loggers' level; keep the one logs.configure() chose.
+        return worker.work(burst=burst, logging_level=logging.getLevelName(logging.getLogger().level))
     finally:
         keeper.stopping.set()
         keeper.join(timeout=5)
