@@ -41,6 +41,7 @@ class Result:
     outcome: str
     applied: int = 0
     skipped: list[str] = field(default_factory=list)
+    tenants: list[int] = field(default_factory=list)
 
 
 def job_options(bodies: int) -> dict[str, object]:
@@ -107,7 +108,13 @@ def process_body(db: Database, tenants: TenantDirectory, body: bytes, job_id: st
             continue
         log.info(
             "body processed",
-            extra={"event": digest[:16], "job": job_id, "outcome": result.outcome, "count": result.applied},
+            extra={
+                "event": digest[:16],
+                "job": job_id,
+                "tenant": result.tenants,
+                "outcome": result.outcome,
+                "count": result.applied,
+            },
         )
         return result
     raise AssertionError("unreachable: the last attempt returns or raises")
@@ -142,7 +149,8 @@ def _apply(session: Session, tenants: TenantDirectory, envelope: Envelope) -> Re
     deltas.flush(session)
     applied = len(routed.messages) + len(routed.statuses)
     outcome = IGNORED if not applied else PARTIAL if skipped else PROCESSED
-    return Result(outcome, applied, skipped)
+    tenant_ids = {t for t, _ in routed.messages} | {t for t, _ in routed.statuses}
+    return Result(outcome, applied, skipped, sorted(tenant_ids))
 
 
 def _event_upsert(session: Session, body: bytes, digest: str):  # type: ignore[no-untyped-def]
