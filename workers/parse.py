@@ -5,7 +5,8 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from models import INBOUND, OUTBOUND
 from workers.events import (
@@ -21,6 +22,7 @@ from workers.events import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MESSAGES_FIELD = "messages"
 ECHOES_FIELD = "smb_message_echoes"
@@ -187,7 +189,7 @@ def _content(m: RawJson) -> Content:
     return Content(**{**content.__dict__, "error_code": code, "error_title": title})
 
 
-def _message(m: RawJson, direction: str, names: dict[str, str]) -> Message | None:
+def _message(m: RawJson, *, direction: str, names: dict[str, str]) -> Message | None:
     wamid, timestamp = _str(m.get("id")), _timestamp(m.get("timestamp"))
     if wamid is None or timestamp is None:
         return None
@@ -240,6 +242,35 @@ def _contact_names(value: RawJson) -> dict[str, str]:
     return names
 
 
+def _collect(
+    into: list[T], items: Any, parse_one: Callable[[RawJson], T | None], where: str, skipped: list[str]
+) -> None:
+    for n, item in enumerate(_list(items)):
+        parsed = parse_one(_dict(item))
+        if parsed is None:
+            skipped.append(f"{where}[{n}]: no id, status or timestamp")
+        else:
+            into.append(parsed)
+
+
+def _messages_field(change: Change, value: RawJson, names: dict[str, str], where: str) -> None:
+    inbound = partial(_message, direction=INBOUND, names=names)
+    _collect(change.messages, value.get("messages"), inbound, f"{where}.messages", change.skipped)
+    _collect(change.statuses, value.get("statuses"), _status, f"{where}.statuses", change.skipped)
+
+
+def _echoes_field(change: Change, value: RawJson, names: dict[str, str], where: str) -> None:
+    echo = partial(_message, direction=OUTBOUND, names=names)
+    _collect(change.messages, value.get("message_echoes"), echo, f"{where}.message_echoes", change.skipped)
+
+
+# The change fields that carry updates we store; any other field is acknowledged and left alone.
+FIELD_PARSERS: dict[str, Callable[[Change, RawJson, dict[str, str], str], None]] = {
+    MESSAGES_FIELD: _messages_field,
+    ECHOES_FIELD: _echoes_field,
+}
+
+
 def _change(raw: RawJson, waba_id: str | None, where: str) -> Change:
     field = _str(raw.get("field")) or "unknown"
     value = _dict(raw.get("value"))
@@ -250,24 +281,11 @@ def _change(raw: RawJson, waba_id: str | None, where: str) -> Change:
     for error in _list(value.get("errors")):
         code, title, details = _first_error([error])
         log.warning("Meta reported a webhook error %s %s: %s", code, title, details, extra={"event": where})
-    names = _contact_names(value)
-    items: list[tuple[str, str, Any]] = []
-    if field == MESSAGES_FIELD:
-        items += [("messages", INBOUND, m) for m in _list(value.get("messages"))]
-        items += [("statuses", "", s) for s in _list(value.get("statuses"))]
-    elif field == ECHOES_FIELD:
-        items += [("message_echoes", OUTBOUND, m) for m in _list(value.get("message_echoes"))]
-    for n, (kind, direction, item) in enumerate(items):
-        if kind == "statuses":
-            status = _status(_dict(item))
-            change.statuses.extend([status] if status else [])
-            parsed: object = status
-        else:
-            message = _message(_dict(item), direction, names)
-            change.messages.extend([message] if message else [])
-            parsed = message
-        if parsed is None:
-            change.skipped.append(f"{where}.{kind}[{n}]: no id, status or timestamp")
+    parse_field = FIELD_PARSERS.get(field)
+    if parse_field is None:
+        log.info("field %r acknowledged, not stored", field, extra={"event": where})
+    else:
+        parse_field(change, value, _contact_names(value), where)
     return change
 
 
