@@ -12,6 +12,10 @@ from models import WhatsAppBusinessSettings, WhatsAppCatalog, WhatsAppProduct
 from models.db import Database, upsert
 
 HEADER = ("retailer_id", "name", "price", "currency")
+# What the columns hold: whatsapp_products.retailer_id String(100), name String(300), price Numeric(18, 4).
+MAX_LENGTH = {"retailer_id": 100, "name": 300}
+MAX_PRICE = Decimal(10) ** 14
+PRICE_STEP = Decimal("0.0001")
 
 
 class CatalogError(Exception):
@@ -41,7 +45,10 @@ def _rows(reader: "csv._reader") -> list[ProductRow]:
         raise CatalogError(f"line 1: the header must be exactly {','.join(HEADER)}")
     rows: list[ProductRow] = []
     first_line: dict[str, int] = {}
-    for line, fields in enumerate(reader, start=2):
+    ended = reader.line_num
+    for fields in reader:
+        # A quoted field may span lines: a record starts on the line after the previous one ended.
+        line, ended = ended + 1, reader.line_num
         if not any(f.strip() for f in fields):
             continue
         row = _row(line, fields)
@@ -61,12 +68,16 @@ def _row(line: int, fields: list[str]) -> ProductRow:
     for column, value in (("retailer_id", retailer_id), ("name", name), ("price", price_text)):
         if not value:
             raise CatalogError(f"line {line}: {column} is empty")
+        if len(value) > MAX_LENGTH.get(column, len(value)):
+            raise CatalogError(f"line {line}: {column} is longer than {MAX_LENGTH[column]} characters")
     try:
         price = Decimal(price_text)
     except InvalidOperation:
         raise CatalogError(f"line {line}: price {price_text!r} is not a decimal number") from None
-    if not price.is_finite() or price < 0:
-        raise CatalogError(f"line {line}: price {price_text!r} must be a finite amount of zero or more")
+    if not price.is_finite() or price < 0 or price >= MAX_PRICE:
+        raise CatalogError(f"line {line}: price {price_text!r} must be at least 0 and below {MAX_PRICE:,}")
+    if price != price.quantize(PRICE_STEP):
+        raise CatalogError(f"line {line}: price {price_text!r} has more than 4 decimal places")
     if currency.upper() not in ISO_4217:
         raise CatalogError(f"line {line}: currency {currency!r} is not an ISO 4217 code")
     return ProductRow(retailer_id, name, price, currency.upper())

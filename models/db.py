@@ -2,6 +2,7 @@
 
 import json
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -61,13 +62,20 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def _forget_connections(engine: Engine | None) -> None:
+    if engine is not None:
+        engine.dispose(close=False)
+
+
 class Database:
     """An engine and its session factory: build one per process."""
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        # A forked child (RQ's scheduler) must never touch the parent's pooled connections.
-        os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
+        # A forked child must never reuse the parent's pooled connections. A weak reference, so the
+        # hook does not keep a disposed Database alive.
+        engine = weakref.ref(self.engine)
+        os.register_at_fork(after_in_child=lambda: _forget_connections(engine()))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

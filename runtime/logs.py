@@ -17,7 +17,8 @@ def hide(*values: str | None) -> None:
 
 
 def _redact(text: str) -> str:
-    for secret in _secrets:
+    # Longest first, so a secret that contains another is hidden whole.
+    for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 
@@ -28,14 +29,14 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": _redact(record.getMessage()),
+            "msg": record.getMessage(),
         }
         for field in CONTEXT_FIELDS:
             if hasattr(record, field):
                 line[field] = getattr(record, field)
         if record.exc_info:
-            line["exc"] = _redact(self.formatException(record.exc_info))
-        return json.dumps(line, default=str, ensure_ascii=False)
+            line["exc"] = self.formatException(record.exc_info)
+        return _redact(json.dumps(line, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -55,3 +56,5 @@ def configure(level: str | None = None, fmt: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("LOG_LEVEL", "INFO")).upper())
+    # Alembic announces its dialect on every schema check; only `wahooks migrate` has news to tell.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

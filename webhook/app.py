@@ -3,11 +3,11 @@
 import hmac
 import json
 import logging
+from typing import IO
 
 from flask import Flask, Response, jsonify, request
 from redis import Redis
 from redis.exceptions import RedisError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from runtime.config import WebConfig
 from runtime.inbox import Inbox, body_digest
@@ -16,6 +16,7 @@ from runtime.redis_client import web_client
 from webhook.signature import Verdict, verify
 
 log = logging.getLogger(__name__)
+CHUNK_BYTES = 64 * 1024
 
 
 def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> Flask:
@@ -24,8 +25,6 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
     redis = redis if redis is not None else web_client(config.redis_url)
     inbox = Inbox(redis, config.queue)
     app = Flask(__name__)
-    # Werkzeug then refuses a larger body while streaming it, Content-Length or chunked.
-    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
 
     @app.get("/webhook")
     def handshake() -> Response | tuple[str, int]:
@@ -41,7 +40,9 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
     def receive() -> tuple[Response, int]:
         if request.content_length is not None and request.content_length > config.max_body_bytes:
             return _error("body too large", 413)
-        body = request.get_data(cache=False)
+        body = _read_at_most(request.stream, config.max_body_bytes)
+        if body is None:
+            return _error("body too large", 413)
         verdict = verify(request.headers.get("X-Hub-Signature-256"), body, config.app_secrets)
         if verdict is not Verdict.VALID:
             log.warning(
@@ -69,11 +70,18 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
             return _error(f"redis: {type(error).__name__}", 503)
         return jsonify(ready=True), 200
 
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(_: RequestEntityTooLarge) -> tuple[Response, int]:
-        return _error("body too large", 413)
-
     return app
+
+
+def _read_at_most(stream: IO[bytes], limit: int) -> bytes | None:
+    """The whole body, or None once it passes limit (a chunked body announces no length)."""
+    chunks, size = [], 0
+    while chunk := stream.read(min(CHUNK_BYTES, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
 
 
 def _error(message: str, status: int) -> tuple[Response, int]:

@@ -1,0 +1,174 @@
+"""Alembic migrations: they round-trip, match the models exactly, and carry the keys the code relies on."""
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, Float, Inspector, Numeric, inspect
+
+from models import Base
+from models.db import PROJECT_ROOT, Database, SchemaOutOfDate, alembic_config, make_engine
+from tests import services as real
+
+TABLES = set(Base.metadata.tables)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A brand-new, empty database of each kind, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    url = real.create_postgres_database()
+    try:
+        yield url
+    finally:
+        real.drop_postgres_database(url)
+
+
+@pytest.fixture
+def engine(fresh_url: str) -> Iterator[Engine]:
+    engine = make_engine(fresh_url)
+    yield engine
+    engine.dispose()
+
+
+def migrate(url: str, revision: str, downgrade: bool = False) -> None:
+    config = alembic_config(url)
+    config.attributes["configure_logging"] = False
+    (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+
+@pytest.fixture
+def migrated(fresh_url: str, engine: Engine) -> Engine:
+    migrate(fresh_url, "head")
+    return engine
+
+
+@pytest.fixture
+def inspector(migrated: Engine) -> Iterator[Inspector]:
+    with migrated.connect() as connection:
+        yield inspect(connection)
+
+
+def table_names(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def test_upgrade_downgrade_upgrade_round_trips(fresh_url: str, engine: Engine) -> None:
+    migrate(fresh_url, "head")
+    assert table_names(engine) == TABLES | {"alembic_version"}
+    migrate(fresh_url, "base", downgrade=True)
+    assert table_names(engine) == {"alembic_version"}
+    migrate(fresh_url, "head")
+    assert table_names(engine) == TABLES | {"alembic_version"}
+
+
+def test_upgrading_twice_changes_nothing(fresh_url: str, migrated: Engine) -> None:
+    migrate(fresh_url, "head")
+    assert table_names(migrated) == TABLES | {"alembic_version"}
+
+
+def test_the_migrated_schema_is_exactly_the_models(migrated: Engine) -> None:
+    with migrated.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def unique_keys(inspector: Inspector, table: str) -> set[tuple[str, ...]]:
+    constraints = {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)}
+    indexes = {tuple(i["column_names"]) for i in inspector.get_indexes(table) if i["unique"]}
+    return constraints | indexes
+
+
+@pytest.mark.parametrize(
+    ("table", "columns"),
+    [
+        ("whatsapp_messages", ("wamid",)),
+        ("whatsapp_analytics", ("tenant_id", "date")),
+        ("whatsapp_business_settings", ("tenant_id",)),
+        ("whatsapp_business_settings", ("phone_number_id",)),
+        ("whatsapp_products", ("catalog_id", "retailer_id")),
+        ("whatsapp_catalogs", ("tenant_id", "catalog_id")),
+        ("whatsapp_message_statuses", ("wamid", "status")),
+        ("webhook_events", ("sha256",)),
+        ("whatsapp_orders", ("wamid",)),
+        ("whatsapp_order_items", ("order_id", "position")),
+    ],
+)
+def test_the_keys_upserts_rely_on_are_unique(
+    inspector: Inspector, table: str, columns: tuple[str, ...]
+) -> None:
+    assert columns in unique_keys(inspector, table)
+
+
+def test_every_foreign_key_leads_an_index(inspector: Inspector) -> None:
+    """Deleting a tenant, order or product cascades without a full scan of the referencing table."""
+    unindexed = []
+    for table in inspector.get_table_names():
+        leading = {i["column_names"][0] for i in inspector.get_indexes(table)}
+        leading |= {u["column_names"][0] for u in inspector.get_unique_constraints(table)}
+        for fk in inspector.get_foreign_keys(table):
+            if fk["constrained_columns"][0] not in leading:
+                unindexed.append(f"{table}.{','.join(fk['constrained_columns'])}")
+    assert unindexed == []
+    assert any(inspector.get_foreign_keys(t) for t in inspector.get_table_names())
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("whatsapp_orders", "total_amount"),
+        ("whatsapp_order_items", "item_price"),
+        ("whatsapp_products", "price"),
+        ("whatsapp_analytics", "order_revenue"),
+    ],
+)
+def test_money_is_an_exact_decimal(inspector: Inspector, table: str, column: str) -> None:
+    (money,) = (c["type"] for c in inspector.get_columns(table) if c["name"] == column)
+    assert isinstance(money, Numeric)
+    assert not isinstance(money, Float)
+    assert (money.precision, money.scale) == (18, 4)
+
+
+def test_the_sql_can_be_printed_without_a_database() -> None:
+    env = dict(os.environ, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    result = subprocess.run(
+        [str(PROJECT_ROOT / ".venv" / "bin" / "alembic"), "upgrade", "head", "--sql"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "CREATE TABLE whatsapp_messages" in result.stdout
+    assert "INSERT INTO alembic_version" in result.stdout
+
+
+@pytest.fixture
+def database(fresh_url: str) -> Iterator[Database]:
+    db = Database(fresh_url)
+    yield db
+    db.dispose()
+
+
+def test_an_empty_database_is_out_of_date_and_names_the_command(database: Database) -> None:
+    with pytest.raises(SchemaOutOfDate, match="`wahooks migrate`"):
+        database.check_schema()
+
+
+def test_a_downgraded_database_is_out_of_date(fresh_url: str, migrated: Engine, database: Database) -> None:
+    migrate(fresh_url, "base", downgrade=True)
+    with pytest.raises(SchemaOutOfDate, match="`wahooks migrate`"):
+        database.check_schema()
+
+
+def test_a_migrated_database_passes_the_schema_check(migrated: Engine, database: Database) -> None:
+    database.check_schema()

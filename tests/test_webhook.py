@@ -1,0 +1,379 @@
+"""The Flask intake: Meta's handshake, signed POSTs into the Redis inbox, and every way a POST is refused."""
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+import redis
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.serving import make_server
+
+from models.db import PROJECT_ROOT
+from runtime.config import WebConfig
+from runtime.inbox import Inbox, InboxKeys, body_digest
+from runtime.redis_client import web_client
+from tests.conftest import PAYLOADS, SECRET, VERIFY_TOKEN, empty_redis
+from webhook.app import create_app
+from webhook.signature import sign
+
+LIMIT = 16 * 1024
+QUEUE = "webhook-test"
+TEXT = (PAYLOADS / "text_reply.json").read_bytes()
+
+
+def json_of_size(size: int) -> bytes:
+    """A JSON object of exactly `size` bytes."""
+    body = b'{"pad":"' + b"x" * (size - 10) + b'"}'
+    assert len(body) == size
+    return body
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {"X-Hub-Signature-256": sign(secret, body), "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def config() -> WebConfig:
+    return WebConfig(
+        redis_url="redis://unused",
+        app_secrets=(SECRET,),
+        verify_token=VERIFY_TOKEN,
+        queue=QUEUE,
+        max_body_bytes=LIMIT,
+    )
+
+
+@pytest.fixture
+def real_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    empty_redis(client)
+    yield client
+    empty_redis(client)
+    client.close()
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def store(request: pytest.FixtureRequest) -> redis.Redis:
+    """Each test that takes it runs on the in-process fake and on the real Redis."""
+    if request.param == "redis":
+        return request.getfixturevalue("real_redis")
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.fixture
+def app(config: WebConfig, store: redis.Redis) -> Flask:
+    return create_app(config, redis=store)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def inbox(store: redis.Redis) -> Inbox:
+    return Inbox(store, QUEUE)
+
+
+def queued(store: redis.Redis) -> list[bytes]:
+    return store.lrange(InboxKeys(QUEUE).inbox, 0, -1)
+
+
+def queue_keys(store: redis.Redis) -> list[bytes]:
+    return store.keys(f"wahooks:{QUEUE}:*")
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local TCP port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def redis_down(config: WebConfig, closed_port: int) -> FlaskClient:
+    """The app with the production web client pointing at a Redis that is not there."""
+    return create_app(config, redis=web_client(f"redis://127.0.0.1:{closed_port}/0")).test_client()
+
+
+@pytest.fixture
+def live_url(app: Flask) -> Iterator[str]:
+    """The app behind werkzeug's real HTTP server (which decodes chunked bodies, as gunicorn does)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/webhook"
+    server.shutdown()
+    thread.join()
+
+
+# The GET handshake
+
+
+def handshake(client: FlaskClient, **params: str) -> tuple[int, str, str]:
+    response = client.get("/webhook", query_string={f"hub.{k}": v for k, v in params.items()})
+    return response.status_code, response.mimetype, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("challenge", ["1158201444", "a challenge with spaces & <b>markup</b>"])
+def test_handshake_with_the_verify_token_answers_the_challenge_as_plain_text(
+    client: FlaskClient, challenge: str
+) -> None:
+    status, mimetype, text = handshake(
+        client, mode="subscribe", verify_token=VERIFY_TOKEN, challenge=challenge
+    )
+    assert (status, mimetype, text) == (200, "text/plain", challenge)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({"mode": "subscribe", "verify_token": "wrong", "challenge": "42"}, id="wrong token"),
+        pytest.param({"mode": "subscribe", "verify_token": "", "challenge": "42"}, id="empty token"),
+        pytest.param({"mode": "subscribe", "challenge": "42"}, id="no token"),
+        pytest.param({"mode": "subscribe", "verify_token": VERIFY_TOKEN}, id="no challenge"),
+        pytest.param({"verify_token": VERIFY_TOKEN, "challenge": "42"}, id="no mode"),
+        pytest.param(
+            {"mode": "unsubscribe", "verify_token": VERIFY_TOKEN, "challenge": "42"}, id="wrong mode"
+        ),
+        pytest.param(
+            {"mode": "SUBSCRIBE", "verify_token": VERIFY_TOKEN, "challenge": "42"}, id="uppercase mode"
+        ),
+        pytest.param(
+            {"mode": "subscribe", "verify_token": VERIFY_TOKEN.upper(), "challenge": "42"},
+            id="token in another case",
+        ),
+        pytest.param({}, id="no parameters"),
+    ],
+)
+def test_handshake_without_the_right_mode_token_and_challenge_is_forbidden(
+    client: FlaskClient, params: dict[str, str]
+) -> None:
+    status, _, text = handshake(client, **params)
+    assert status == 403
+    assert "42" not in text
+
+
+# Refused POSTs: the status says why, and nothing reaches the inbox
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        pytest.param(TEXT, {}, 401, id="no signature"),
+        pytest.param(TEXT, {"X-Hub-Signature-256": ""}, 401, id="empty signature"),
+        pytest.param(TEXT, {"X-Hub-Signature-256": "sha256=abc"}, 403, id="truncated hex"),
+        pytest.param(TEXT, {"X-Hub-Signature-256": sign(SECRET, TEXT)[7:]}, 403, id="no sha256= prefix"),
+        pytest.param(TEXT, {"X-Hub-Signature-256": "sha1=" + "0" * 40}, 403, id="sha1"),
+        pytest.param(TEXT, signed(TEXT, "another-secret"), 403, id="wrong secret"),
+        pytest.param(TEXT, signed(TEXT + b" "), 403, id="signature of other bytes"),
+        pytest.param(TEXT, {"X-Hub-Signature": sign(SECRET, TEXT)}, 401, id="signature in the sha1 header"),
+        pytest.param(b"not json", signed(b"not json"), 400, id="not JSON"),
+        pytest.param(b"[]", signed(b"[]"), 400, id="JSON array"),
+        pytest.param(b'"entry"', signed(b'"entry"'), 400, id="JSON string"),
+        pytest.param(b"null", signed(b"null"), 400, id="JSON null"),
+        pytest.param(b"", signed(b""), 400, id="empty body"),
+        pytest.param(b'{"a": "\xff"}', signed(b'{"a": "\xff"}'), 400, id="not UTF-8"),
+        pytest.param(json_of_size(LIMIT + 1), signed(json_of_size(LIMIT + 1)), 413, id="too large"),
+    ],
+)
+def test_a_refused_post_queues_nothing(
+    client: FlaskClient, store: redis.Redis, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    response = client.post("/webhook", data=body, headers=headers)
+    assert response.status_code == status
+    assert set(response.get_json()) == {"error"}
+    assert queue_keys(store) == []
+
+
+def test_a_body_of_exactly_the_limit_is_accepted(client: FlaskClient, inbox: Inbox) -> None:
+    body = json_of_size(LIMIT)
+    assert client.post("/webhook", data=body, headers=signed(body)).status_code == 200
+    assert inbox.depth() == 1
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading_the_body(
+    client: FlaskClient, store: redis.Redis
+) -> None:
+    """Only the Content-Length header is too large; the bytes sent are a small, validly signed body."""
+    response = client.post(
+        "/webhook",
+        input_stream=io.BytesIO(TEXT),
+        headers=signed(TEXT),
+        environ_overrides={"CONTENT_LENGTH": str(LIMIT + 1)},
+    )
+    assert response.status_code == 413
+    assert queue_keys(store) == []
+
+
+def post_chunked(client: FlaskClient, body: bytes) -> int:
+    """A chunked POST as a WSGI server hands it over: no Content-Length, the stream ends with the body."""
+    return client.post(
+        "/webhook",
+        input_stream=io.BytesIO(body),
+        headers={**signed(body), "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    ).status_code
+
+
+def test_a_chunked_body_within_the_limit_is_accepted(client: FlaskClient, store: redis.Redis) -> None:
+    body = json_of_size(LIMIT)
+    assert post_chunked(client, body) == 200
+    assert queued(store) == [body]
+
+
+def test_a_chunked_body_over_the_limit_is_too_large(client: FlaskClient, store: redis.Redis) -> None:
+    assert post_chunked(client, json_of_size(LIMIT + 1)) == 413
+    assert queue_keys(store) == []
+
+
+def _chunks(body: bytes, size: int = 512) -> Iterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def test_a_chunked_body_over_the_limit_is_never_queued_over_real_http(live_url: str, inbox: Inbox) -> None:
+    body = json_of_size(LIMIT + 1)
+    response = requests.post(live_url, data=_chunks(body), headers=signed(body), timeout=10)
+    assert response.request.headers["Transfer-Encoding"] == "chunked"
+    assert response.status_code >= 400
+    assert inbox.depth() == 0
+
+
+def test_a_chunked_body_over_the_limit_is_too_large_over_real_http(live_url: str) -> None:
+    body = json_of_size(LIMIT + 1)
+    response = requests.post(live_url, data=_chunks(body), headers=signed(body), timeout=10)
+    assert response.status_code == 413
+
+
+# Accepted POSTs
+
+
+@pytest.mark.parametrize("payload", ["text_reply.json", "text_unicode.json", "text_4096_chars.json"])
+def test_the_inbox_holds_exactly_the_raw_body(client: FlaskClient, store: redis.Redis, payload: str) -> None:
+    body = (PAYLOADS / payload).read_bytes()
+    response = client.post("/webhook", data=body, headers=signed(body))
+    assert (response.status_code, response.get_json()) == (200, {"queued": True})
+    assert queued(store) == [body]
+
+
+def test_a_body_still_waiting_is_queued_once(client: FlaskClient, inbox: Inbox) -> None:
+    first = client.post("/webhook", data=TEXT, headers=signed(TEXT))
+    again = client.post("/webhook", data=TEXT, headers=signed(TEXT))
+    assert (first.status_code, first.get_json()) == (200, {"queued": True})
+    assert (again.status_code, again.get_json()) == (200, {"queued": False})
+    assert inbox.depth() == 1
+
+
+def test_a_body_is_queued_again_once_it_is_done(client: FlaskClient, inbox: Inbox) -> None:
+    client.post("/webhook", data=TEXT, headers=signed(TEXT))
+    inbox.done([body_digest(TEXT)])
+    response = client.post("/webhook", data=TEXT, headers=signed(TEXT))
+    assert response.get_json() == {"queued": True}
+    assert inbox.depth() == 2
+
+
+def test_different_bodies_are_all_queued(client: FlaskClient, store: redis.Redis) -> None:
+    bodies = [
+        p.read_bytes() for p in sorted((PAYLOADS / "sequences" / "read_before_delivered").glob("*.json"))
+    ]
+    for body in bodies:
+        assert client.post("/webhook", data=body, headers=signed(body)).get_json() == {"queued": True}
+    assert sorted(queued(store)) == sorted(bodies)
+
+
+def test_a_signature_from_a_rotated_in_secret_is_accepted(store: redis.Redis, inbox: Inbox) -> None:
+    config = WebConfig(
+        redis_url="redis://unused", app_secrets=("old-secret", SECRET), verify_token="t", queue=QUEUE
+    )
+    client = create_app(config, redis=store).test_client()
+    assert client.post("/webhook", data=TEXT, headers=signed(TEXT)).status_code == 200
+    assert inbox.depth() == 1
+
+
+# Health, and Redis going away
+
+
+def test_healthz_is_ok(client: FlaskClient) -> None:
+    assert client.get("/healthz").status_code == 200
+
+
+def test_readyz_is_ok_with_redis_up(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert (response.status_code, response.get_json()) == (200, {"ready": True})
+
+
+def test_readyz_is_unavailable_with_redis_down(redis_down: FlaskClient) -> None:
+    assert redis_down.get("/readyz").status_code == 503
+
+
+def test_healthz_does_not_depend_on_redis(redis_down: FlaskClient) -> None:
+    assert redis_down.get("/healthz").status_code == 200
+
+
+def test_a_valid_post_with_redis_down_is_unavailable_without_a_traceback(redis_down: FlaskClient) -> None:
+    response = redis_down.post("/webhook", data=TEXT, headers=signed(TEXT))
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "temporarily unavailable"}
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_a_bad_signature_with_redis_down_is_still_forbidden(redis_down: FlaskClient) -> None:
+    assert redis_down.post("/webhook", data=TEXT, headers=signed(TEXT, "wrong")).status_code == 403
+
+
+# The web process
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def clean_env(**variables: str) -> dict[str, str]:
+    """The test process's environment without any wahooks setting, plus the given ones."""
+    prefixes = ("WHATSAPP_", "REDIS_", "DATABASE_", "WEBHOOK_", "WAHOOKS_", "LOG_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)} | variables
+
+
+WEB_ENV = {
+    "WHATSAPP_APP_SECRET": "wsgi-secret",
+    "WHATSAPP_VERIFY_TOKEN": "wsgi-token",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+}
+NO_WORKERS = (
+    "import sys; assert not [m for m in sys.modules if m.split('.')[0] == 'workers'], 'workers imported'"
+)
+
+
+@pytest.mark.parametrize("module", ["webhook.app", "webhook.wsgi"])
+def test_the_web_app_never_imports_the_workers(module: str) -> None:
+    result = run_python(f"import {module}; {NO_WORKERS}", clean_env(**WEB_ENV))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("missing", sorted(WEB_ENV))
+def test_wsgi_exits_naming_a_missing_variable(missing: str) -> None:
+    env = clean_env(**{k: v for k, v in WEB_ENV.items() if k != missing})
+    result = run_python("import webhook.wsgi", env)
+    assert result.returncode != 0
+    assert missing in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wsgi_builds_the_app_from_the_environment() -> None:
+    code = "import json, webhook.wsgi as w; print(json.dumps([r.rule for r in w.app.url_map.iter_rules()]))"
+    result = run_python(code, clean_env(**WEB_ENV))
+    assert result.returncode == 0, result.stderr
+    assert {"/webhook", "/healthz", "/readyz"} <= set(json.loads(result.stdout))
