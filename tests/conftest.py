@@ -43,6 +43,19 @@ def postgres_url() -> Iterator[str]:
         real.drop_postgres_database(url)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A brand-new, empty (un-migrated) database of each kind, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    url = real.create_postgres_database()
+    try:
+        yield url
+    finally:
+        real.drop_postgres_database(url)
+
+
 @pytest.fixture(scope="session")
 def postgres_db(postgres_url: str) -> Iterator[Database]:
     db = Database(postgres_url)

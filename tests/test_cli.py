@@ -21,7 +21,6 @@ from models import Tenant, WhatsAppCatalog, WhatsAppProduct
 from models.db import Database
 from runtime.config import WebConfig
 from runtime.inbox import JOB_PATH, Inbox, InboxKeys
-from tests import services as real
 from tests import tables
 from tests.conftest import CATALOG_CSV, PAYLOADS, SECRET, Backend, Pipeline, make_pipeline
 from webhook.app import create_app
@@ -309,18 +308,6 @@ def test_a_missing_csv_file_is_a_usage_error(wahooks: Wahooks, tenant: str, tmp_
 # Configuration and schema errors
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    url = real.create_postgres_database()
-    try:
-        yield url
-    finally:
-        real.drop_postgres_database(url)
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -332,9 +319,9 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     ids=lambda argv: " ".join(argv[:2]),
 )
 def test_a_command_on_an_unmigrated_database_names_the_migrate_command(
-    wahooks: Wahooks, monkeypatch: pytest.MonkeyPatch, unmigrated_url: str, argv: tuple[str, ...]
+    wahooks: Wahooks, monkeypatch: pytest.MonkeyPatch, fresh_url: str, argv: tuple[str, ...]
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", unmigrated_url)
+    monkeypatch.setenv("DATABASE_URL", fresh_url)
     result = wahooks(*argv)
     assert result.code == EXIT_USAGE
     assert "`wahooks migrate`" in result.err
@@ -342,9 +329,9 @@ def test_a_command_on_an_unmigrated_database_names_the_migrate_command(
 
 
 def test_migrate_makes_the_database_usable(
-    wahooks: Wahooks, monkeypatch: pytest.MonkeyPatch, unmigrated_url: str
+    wahooks: Wahooks, monkeypatch: pytest.MonkeyPatch, fresh_url: str
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", unmigrated_url)
+    monkeypatch.setenv("DATABASE_URL", fresh_url)
     assert wahooks("migrate").code == 0
     assert wahooks("migrate").code == 0
     assert wahooks("tenants", "list").code == 0

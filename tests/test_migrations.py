@@ -3,7 +3,6 @@
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -13,22 +12,8 @@ from sqlalchemy import Engine, Float, Inspector, Numeric, inspect
 
 from models import Base
 from models.db import PROJECT_ROOT, Database, SchemaOutOfDate, alembic_config, make_engine
-from tests import services as real
 
 TABLES = set(Base.metadata.tables)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A brand-new, empty database of each kind, dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = real.create_postgres_database()
-    try:
-        yield url
-    finally:
-        real.drop_postgres_database(url)
 
 
 @pytest.fixture
