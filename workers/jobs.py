@@ -50,6 +50,8 @@ def job_options(bodies: int) -> dict[str, object]:
         "retry": RETRY,
         "timeout": JOB_TIMEOUT_SECONDS,
         "failure_ttl": 30 * 24 * 3600,
+        # The outcome is in webhook_events; a kept result would hold the bodies in Redis for nothing.
+        "result_ttl": 0,
         "description": f"process {bodies} webhook bodies",
     }
 
