@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from cli.currencies import ISO_4217
 from models import WhatsAppBusinessSettings, WhatsAppCatalog, WhatsAppProduct
-from models.db import Database, upsert
+from models.db import Database, dialect_of, upsert
 
 HEADER = ("retailer_id", "name", "price", "currency")
 # What the columns hold: whatsapp_products.retailer_id String(100), name String(300), price Numeric(18, 4).
@@ -102,7 +102,7 @@ def import_catalog(db: Database, phone_number_id: str, catalog_id: str, path: Pa
                 f"no tenant has phone number id {phone_number_id}: add it with `wahooks tenants add`"
             )
         catalogs = WhatsAppCatalog.__table__
-        stmt = upsert(session, catalogs).values(tenant_id=tenant_id, catalog_id=catalog_id)
+        stmt = upsert(dialect_of(session), catalogs).values(tenant_id=tenant_id, catalog_id=catalog_id)
         stmt = stmt.on_conflict_do_update(
             index_elements=["tenant_id", "catalog_id"], set_={"updated_at": func.now()}
         ).returning(catalogs.c.id)
@@ -114,7 +114,7 @@ def import_catalog(db: Database, phone_number_id: str, catalog_id: str, path: Pa
         )
         if rows:
             products = WhatsAppProduct.__table__
-            stmt = upsert(session, products)
+            stmt = upsert(dialect_of(session), products)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["catalog_id", "retailer_id"],
                 set_={c: stmt.excluded[c] for c in ("name", "price", "currency")}

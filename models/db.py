@@ -112,8 +112,10 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def upsert(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
+def dialect_of(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that accepts .on_conflict_do_nothing() / .on_conflict_do_update() on both dialects."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)

@@ -3,12 +3,13 @@
 from collections import Counter, defaultdict
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import func
+from sqlalchemy import Insert, func
 from sqlalchemy.orm import Session
 
 from models import COUNTERS, WhatsAppAnalytics
-from models.db import upsert
+from models.db import dialect_of, upsert
 
 STATUS_COUNTERS = {
     "sent": "messages_sent",
@@ -16,6 +17,16 @@ STATUS_COUNTERS = {
     "read": "messages_read",
     "failed": "messages_failed",
 }
+
+
+@cache
+def _add_deltas(dialect: str) -> Insert:
+    table = WhatsAppAnalytics.__table__
+    stmt = upsert(dialect, table)
+    increments = {c: table.c[c] + stmt.excluded[c] for c in (*COUNTERS, "order_revenue")}
+    return stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "date"], set_={**increments, "updated_at": func.now()}
+    ).returning(table.c.id)
 
 
 class DailyDeltas:
@@ -45,12 +56,6 @@ class DailyDeltas:
             }
             for tenant_id, day in sorted(self._counts)
         ]
-        table = WhatsAppAnalytics.__table__
-        stmt = upsert(session, table)
-        increments = {c: table.c[c] + stmt.excluded[c] for c in (*COUNTERS, "order_revenue")}
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "date"], set_={**increments, "updated_at": func.now()}
-        ).returning(table.c.id)
-        session.execute(stmt, rows)
+        session.execute(_add_deltas(dialect_of(session)), rows)
         self._counts.clear()
         self._revenue.clear()

@@ -3,16 +3,17 @@
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cache
 
 from redis.exceptions import RedisError
 from rq import Queue, Retry, get_current_job
-from sqlalchemy import func, update
+from sqlalchemy import Insert, func
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from models import WebhookEvent
-from models.db import Database, upsert
+from models.db import Database, dialect_of, upsert
 from models.events import FAILED, IGNORED, PARTIAL, PROCESSED
 from runtime.inbox import JOB_PATH, body_digest
 from workers import services
@@ -99,10 +100,17 @@ def process_body(db: Database, tenants: TenantDirectory, body: bytes, job_id: st
     for attempt in range(1, IN_PLACE_ATTEMPTS + 1):
         try:
             with db.session() as session:
-                # The event row first: two workers given the same body queue up on its key.
-                session.execute(_event_upsert(session, body, digest))
                 result = _apply(session, tenants, envelope)
-                _mark_processed(session, digest, job_id, result)
+                session.execute(
+                    _processed_event(dialect_of(session)),
+                    {
+                        "sha256": digest,
+                        "body": body,
+                        "outcome": result.outcome,
+                        "notes": result.skipped or None,
+                        "job_id": job_id,
+                    },
+                )
         except OperationalError as error:
             if _sqlstate(error) not in DEADLOCK_OR_SERIALIZATION or attempt == IN_PLACE_ATTEMPTS:
                 raise
@@ -155,35 +163,44 @@ def _apply(session: Session, tenants: TenantDirectory, envelope: Envelope) -> Re
     return Result(outcome, applied, skipped, sorted(tenant_ids))
 
 
-def _event_upsert(session: Session, body: bytes, digest: str):  # type: ignore[no-untyped-def]
-    """Insert the raw event once per distinct body; a redelivery only touches last_received_at."""
+@cache
+def _processed_event(dialect: str) -> Insert:
+    """Keep the body once per distinct body; a redelivery updates its outcome and counts the run."""
     table = WebhookEvent.__table__
-    stmt = upsert(session, table).values(sha256=digest, body=body)
-    return stmt.on_conflict_do_update(index_elements=["sha256"], set_={"last_received_at": func.now()})
+    stmt = upsert(dialect, table).values(processed_at=func.now(), times_processed=1, error=None)
+    return stmt.on_conflict_do_update(
+        index_elements=["sha256"],
+        set_={
+            "last_received_at": func.now(),
+            "processed_at": func.now(),
+            "outcome": stmt.excluded.outcome,
+            "notes": stmt.excluded.notes,
+            "error": None,
+            "job_id": stmt.excluded.job_id,
+            "times_processed": table.c.times_processed + 1,
+        },
+    )
 
 
-def _mark_processed(session: Session, digest: str, job_id: str | None, result: Result) -> None:
-    session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.sha256 == digest)
-        .values(
-            processed_at=func.now(),
-            outcome=result.outcome,
-            notes=result.skipped or None,
-            error=None,
-            job_id=job_id,
-            times_processed=WebhookEvent.times_processed + 1,
-        )
+@cache
+def _failed_event(dialect: str) -> Insert:
+    table = WebhookEvent.__table__
+    stmt = upsert(dialect, table).values(outcome=FAILED)
+    return stmt.on_conflict_do_update(
+        index_elements=["sha256"],
+        set_={"outcome": FAILED, "error": stmt.excluded.error, "job_id": stmt.excluded.job_id},
     )
 
 
 def record_failure(db: Database, body: bytes, error: BaseException, job_id: str | None) -> None:
     """Keep the body and why it failed, in a transaction of its own."""
     with db.session() as session:
-        digest = body_digest(body)
-        session.execute(_event_upsert(session, body, digest))
         session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.sha256 == digest)
-            .values(outcome=FAILED, error=f"{type(error).__name__}: {error}"[:4000], job_id=job_id)
+            _failed_event(dialect_of(session)),
+            {
+                "sha256": body_digest(body),
+                "body": body,
+                "error": f"{type(error).__name__}: {error}"[:4000],
+                "job_id": job_id,
+            },
         )

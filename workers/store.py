@@ -1,10 +1,14 @@
-"""Write routed updates with a few bulk statements per body; every counter moves only for rows inserted."""
+"""Write routed updates with a few bulk statements per body; every counter moves only for rows inserted.
+
+The statements are built once per dialect and reused: building an upsert costs more than running it.
+"""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
-from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import Insert, Select, Update, and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from models import (
@@ -17,7 +21,7 @@ from models import (
     WhatsAppOrderItem,
     WhatsAppProduct,
 )
-from models.db import upsert
+from models.db import dialect_of, upsert
 from workers.analytics import STATUS_COUNTERS, DailyDeltas
 from workers.events import Message, Status
 
@@ -26,6 +30,29 @@ SENT = "sent"
 # A status only moves forward along this order; failed is terminal.
 STATUS_RANK = {SENT: 1, "delivered": 2, "read": 3, "failed": 4}
 TIMESTAMP_COLUMN = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
+# Filled in by the first status seen with a value, never overwritten by a later one.
+FIRST_VALUE_COLUMNS = (
+    *TIMESTAMP_COLUMN.values(),
+    "wa_id",
+    "failure_code",
+    "failure_title",
+    "failure_details",
+    "conversation_id",
+    "pricing_category",
+)
+ECHO_FILL_COLUMNS = (
+    "message_type",
+    "wa_id",
+    "user_id",
+    "body",
+    "message_at",
+    "media_id",
+    "media_mime_type",
+    "raw",
+)
+MESSAGES = WhatsAppMessage.__table__
+ORDERS = WhatsAppOrder.__table__
+SIGHTINGS = WhatsAppMessageStatus.__table__
 
 
 @dataclass(frozen=True)
@@ -36,15 +63,80 @@ class Routed:
     statuses: list[tuple[int, Status]]
 
 
+@dataclass(frozen=True)
+class Statements:
+    inbound: Insert
+    echoes: Insert
+    orders: Insert
+    order_items: Insert
+    link_order: Update
+    products: Select
+    sightings: Insert
+    advance: Insert
+
+
+def _rank(column):  # type: ignore[no-untyped-def]
+    return case(STATUS_RANK, value=column, else_=0)
+
+
+@cache
+def statements(dialect: str) -> Statements:
+    echoes = upsert(dialect, MESSAGES)
+    advance = upsert(dialect, MESSAGES)
+    moves_forward = and_(
+        MESSAGES.c.direction == OUTBOUND, _rank(advance.excluded.status) > _rank(MESSAGES.c.status)
+    )
+    return Statements(
+        inbound=upsert(dialect, MESSAGES)
+        .on_conflict_do_nothing(index_elements=["wamid"])
+        .returning(MESSAGES.c.wamid, MESSAGES.c.tenant_id, MESSAGES.c.message_at),
+        # Echoes may arrive after a status made a bare row for their wamid: fill in what it lacks.
+        echoes=echoes.on_conflict_do_update(
+            index_elements=["wamid"],
+            set_={c: func.coalesce(MESSAGES.c[c], echoes.excluded[c]) for c in ECHO_FILL_COLUMNS},
+        ).returning(MESSAGES.c.id),
+        orders=upsert(dialect, ORDERS)
+        .on_conflict_do_nothing(index_elements=["wamid"])
+        .returning(ORDERS.c.wamid, ORDERS.c.id),
+        order_items=WhatsAppOrderItem.__table__.insert(),
+        link_order=update(MESSAGES).where(MESSAGES.c.wamid == bindparam("w")).values(order_id=bindparam("o")),
+        products=select(
+            WhatsAppCatalog.tenant_id,
+            WhatsAppCatalog.catalog_id,
+            WhatsAppProduct.retailer_id,
+            WhatsAppProduct.id,
+        )
+        .join(WhatsAppProduct, WhatsAppProduct.catalog_id == WhatsAppCatalog.id)
+        .where(WhatsAppCatalog.tenant_id.in_(bindparam("tenants", expanding=True)))
+        .where(WhatsAppCatalog.catalog_id.in_(bindparam("catalogs", expanding=True))),
+        sightings=upsert(dialect, SIGHTINGS)
+        .on_conflict_do_nothing(index_elements=["wamid", "status"])
+        .returning(SIGHTINGS.c.tenant_id, SIGHTINGS.c.status, SIGHTINGS.c.status_at),
+        advance=advance.on_conflict_do_update(
+            index_elements=["wamid"],
+            set_={
+                "status": case((moves_forward, advance.excluded.status), else_=MESSAGES.c.status),
+                **{c: func.coalesce(MESSAGES.c[c], advance.excluded[c]) for c in FIRST_VALUE_COLUMNS},
+                "updated_at": func.now(),
+            },
+        ).returning(MESSAGES.c.id),
+    )
+
+
 def store(session: Session, routed: Routed, deltas: DailyDeltas) -> None:
+    sql = statements(dialect_of(session))
     inbound = [(t, m) for t, m in routed.messages if m.direction == INBOUND]
     echoes = [(t, m) for t, m in routed.messages if m.direction == OUTBOUND]
-    new_inbound = _insert_inbound(session, inbound, deltas)
-    _upsert_echoes(session, echoes)
-    _insert_orders(session, [(t, m) for t, m in inbound if m.wamid in new_inbound], deltas)
+    new_inbound = _insert_inbound(session, sql, inbound, deltas)
+    if echoes:
+        session.execute(sql.echoes, _by_wamid(_message_row(t, m, SENT) for t, m in echoes))
+    _insert_orders(session, sql, [(t, m) for t, m in inbound if m.wamid in new_inbound], deltas)
     # An echo is a message the business sent: it counts as `sent` exactly like a sent status.
     echo_statuses = [(t, Status(m.wamid, SENT, m.timestamp, m.wa_id)) for t, m in echoes]
-    _store_statuses(session, routed.statuses + echo_statuses, deltas)
+    statuses = [(t, s) for t, s in routed.statuses + echo_statuses if s.status in STATUS_RANK]
+    if statuses:
+        _record_first_sightings(session, sql, statuses, deltas)
+        _advance_messages(session, sql, statuses)
 
 
 def _message_row(tenant_id: int, m: Message, status: str) -> dict[str, object]:
@@ -80,40 +172,24 @@ def _by_wamid(rows: Iterable[dict[str, object]]) -> list[dict[str, object]]:
     return sorted({str(r["wamid"]): r for r in reversed(list(rows))}.values(), key=lambda r: str(r["wamid"]))
 
 
-def _insert_inbound(session: Session, inbound: list[tuple[int, Message]], deltas: DailyDeltas) -> set[str]:
+def _insert_inbound(
+    session: Session, sql: Statements, inbound: list[tuple[int, Message]], deltas: DailyDeltas
+) -> set[str]:
     if not inbound:
         return set()
-    table = WhatsAppMessage.__table__
-    stmt = upsert(session, table).on_conflict_do_nothing(index_elements=["wamid"])
-    rows = _by_wamid(_message_row(t, m, RECEIVED) for t, m in inbound)
-    inserted = session.execute(
-        stmt.returning(table.c.wamid, table.c.tenant_id, table.c.message_at), rows
-    ).all()
+    inserted = session.execute(sql.inbound, _by_wamid(_message_row(t, m, RECEIVED) for t, m in inbound)).all()
     for _, tenant_id, message_at in inserted:
         deltas.count(tenant_id, _utc(message_at), "messages_received")
     return {wamid for wamid, _, _ in inserted}
 
 
-def _upsert_echoes(session: Session, echoes: list[tuple[int, Message]]) -> None:
-    """Echoes may arrive after a status made a bare row for their wamid: fill in what it lacks."""
-    if not echoes:
-        return
-    table = WhatsAppMessage.__table__
-    stmt = upsert(session, table)
-    fill = ("message_type", "wa_id", "user_id", "body", "message_at", "media_id", "media_mime_type", "raw")
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["wamid"],
-        set_={col: func.coalesce(table.c[col], stmt.excluded[col]) for col in fill},
-    ).returning(table.c.id)
-    session.execute(stmt, _by_wamid(_message_row(t, m, SENT) for t, m in echoes))
-
-
-def _insert_orders(session: Session, messages: list[tuple[int, Message]], deltas: DailyDeltas) -> None:
+def _insert_orders(
+    session: Session, sql: Statements, messages: list[tuple[int, Message]], deltas: DailyDeltas
+) -> None:
     """One order per new order message, its items linked to the tenant's products where we know them."""
     orders = [(t, m, m.content.order) for t, m in messages if m.content.order is not None]
     if not orders:
         return
-    table = WhatsAppOrder.__table__
     rows = [
         {
             "tenant_id": t,
@@ -128,11 +204,10 @@ def _insert_orders(session: Session, messages: list[tuple[int, Message]], deltas
         }
         for t, m, o in sorted(orders, key=lambda x: x[1].wamid)
     ]
-    stmt = upsert(session, table).on_conflict_do_nothing(index_elements=["wamid"])
-    order_ids = dict(session.execute(stmt.returning(table.c.wamid, table.c.id), rows).all())
+    order_ids = dict(session.execute(sql.orders, rows).all())
     if not order_ids:
         return
-    products = _product_ids(session, [(t, o.catalog_id) for t, _, o in orders])
+    products = _product_ids(session, sql, [(t, o.catalog_id) for t, _, o in orders])
     items = []
     for tenant_id, message, order in orders:
         if message.wamid not in order_ids:
@@ -151,45 +226,23 @@ def _insert_orders(session: Session, messages: list[tuple[int, Message]], deltas
             for position, item in enumerate(order.items)
         ]
     if items:
-        session.execute(WhatsAppOrderItem.__table__.insert(), items)
-    messages_table = WhatsAppMessage.__table__
-    link = (
-        update(messages_table).where(messages_table.c.wamid == bindparam("w")).values(order_id=bindparam("o"))
-    )
-    session.execute(link, [{"w": wamid, "o": order_id} for wamid, order_id in sorted(order_ids.items())])
+        session.execute(sql.order_items, items)
+    session.execute(sql.link_order, [{"w": wamid, "o": oid} for wamid, oid in sorted(order_ids.items())])
 
 
 def _product_ids(
-    session: Session, catalogs: list[tuple[int, str | None]]
+    session: Session, sql: Statements, catalogs: list[tuple[int, str | None]]
 ) -> dict[tuple[int, str | None, str], int]:
     """(tenant, Meta catalog id, retailer id) -> product id, for the catalogs these orders name."""
     wanted = {(t, c) for t, c in catalogs if c}
     if not wanted:
         return {}
-    rows = session.execute(
-        select(
-            WhatsAppCatalog.tenant_id,
-            WhatsAppCatalog.catalog_id,
-            WhatsAppProduct.retailer_id,
-            WhatsAppProduct.id,
-        )
-        .join(WhatsAppProduct, WhatsAppProduct.catalog_id == WhatsAppCatalog.id)
-        .where(WhatsAppCatalog.tenant_id.in_({t for t, _ in wanted}))
-        .where(WhatsAppCatalog.catalog_id.in_({c for _, c in wanted}))
-    ).all()
-    return {(t, c, r): pid for t, c, r, pid in rows}
-
-
-def _store_statuses(session: Session, statuses: list[tuple[int, Status]], deltas: DailyDeltas) -> None:
-    known = [(t, s) for t, s in statuses if s.status in STATUS_RANK]
-    if not known:
-        return
-    _record_first_sightings(session, known, deltas)
-    _advance_messages(session, known)
+    params = {"tenants": sorted({t for t, _ in wanted}), "catalogs": sorted({c for _, c in wanted})}
+    return {(t, c, r): pid for t, c, r, pid in session.execute(sql.products, params)}
 
 
 def _record_first_sightings(
-    session: Session, statuses: list[tuple[int, Status]], deltas: DailyDeltas
+    session: Session, sql: Statements, statuses: list[tuple[int, Status]], deltas: DailyDeltas
 ) -> None:
     """A (wamid, status) row is inserted once ever; only an insert moves its counter."""
     first: dict[tuple[str, str], dict[str, object]] = {}
@@ -202,27 +255,19 @@ def _record_first_sightings(
             "recipient_id": s.recipient_id,
             "raw": s.raw,
         }
-    table = WhatsAppMessageStatus.__table__
-    stmt = upsert(session, table).on_conflict_do_nothing(index_elements=["wamid", "status"])
-    rows = [first[key] for key in sorted(first)]
-    inserted = session.execute(stmt.returning(table.c.tenant_id, table.c.status, table.c.status_at), rows)
-    for tenant_id, status, status_at in inserted:
+    for tenant_id, status, status_at in session.execute(sql.sightings, [first[k] for k in sorted(first)]):
         deltas.count(tenant_id, _utc(status_at), STATUS_COUNTERS[status])
 
 
-def _rank(column):  # type: ignore[no-untyped-def]
-    return case(STATUS_RANK, value=column, else_=0)
-
-
-def _advance_messages(session: Session, statuses: list[tuple[int, Status]]) -> None:
+def _advance_messages(session: Session, sql: Statements, statuses: list[tuple[int, Status]]) -> None:
     """Upsert each outbound message once, moving its status forward only, whatever the arrival order."""
     rows: dict[str, dict[str, object]] = {}
     for tenant_id, s in sorted(statuses, key=lambda ts: ts[1].timestamp):
         row = rows.setdefault(s.wamid, _bare_outbound_row(tenant_id, s.wamid))
         if STATUS_RANK[s.status] > STATUS_RANK.get(str(row["status"]), 0):
             row["status"] = s.status
-        row[TIMESTAMP_COLUMN[s.status]] = row[TIMESTAMP_COLUMN[s.status]] or s.timestamp
         for column, value in (
+            (TIMESTAMP_COLUMN[s.status], s.timestamp),
             ("wa_id", s.recipient_id),
             ("failure_code", s.error_code),
             ("failure_title", s.error_title),
@@ -231,21 +276,7 @@ def _advance_messages(session: Session, statuses: list[tuple[int, Status]]) -> N
             ("pricing_category", s.pricing_category),
         ):
             row[column] = row[column] or value
-    table = WhatsAppMessage.__table__
-    stmt = upsert(session, table)
-    moves_forward = and_(table.c.direction == OUTBOUND, _rank(stmt.excluded.status) > _rank(table.c.status))
-    keep_first = (*TIMESTAMP_COLUMN.values(), "wa_id", "failure_code", "failure_title", "failure_details")
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["wamid"],
-        set_={
-            "status": case((moves_forward, stmt.excluded.status), else_=table.c.status),
-            **{c: func.coalesce(table.c[c], stmt.excluded[c]) for c in keep_first},
-            "conversation_id": func.coalesce(table.c.conversation_id, stmt.excluded.conversation_id),
-            "pricing_category": func.coalesce(table.c.pricing_category, stmt.excluded.pricing_category),
-            "updated_at": func.now(),
-        },
-    ).returning(table.c.id)
-    session.execute(stmt, [rows[w] for w in sorted(rows)])
+    session.execute(sql.advance, [rows[w] for w in sorted(rows)])
 
 
 def _bare_outbound_row(tenant_id: int, wamid: str) -> dict[str, object]:
@@ -255,17 +286,7 @@ def _bare_outbound_row(tenant_id: int, wamid: str) -> dict[str, object]:
         "wamid": wamid,
         "direction": OUTBOUND,
         "status": "",
-        **dict.fromkeys(TIMESTAMP_COLUMN.values()),
-        **dict.fromkeys(
-            (
-                "wa_id",
-                "failure_code",
-                "failure_title",
-                "failure_details",
-                "conversation_id",
-                "pricing_category",
-            )
-        ),
+        **dict.fromkeys(FIRST_VALUE_COLUMNS),
     }
 
 
