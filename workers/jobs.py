@@ -57,19 +57,18 @@ def job_options(bodies: int) -> dict[str, object]:
     }
 
 
-def process_bodies(bodies: list[bytes]) -> dict[str, int]:
+def process_bodies(bodies: list[bytes]) -> None:
     """Process each body; split failing ones into jobs of their own so a bad body never holds back others."""
     svc = services.current()
     job = get_current_job()
     job_id = job.id if job else None
-    outcomes: dict[str, int] = {}
     failed: list[bytes] = []
     done: list[str] = []
     try:
         for body in bodies:
             digest = body_digest(body)
             try:
-                result = process_body(svc.db, svc.tenants, body, job_id)
+                process_body(svc.db, svc.tenants, body, job_id)
             except TRANSIENT:
                 raise
             except Exception as error:
@@ -78,14 +77,12 @@ def process_bodies(bodies: list[bytes]) -> dict[str, int]:
                 failed.append(body)
                 continue
             done.append(digest)
-            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
     finally:
         svc.inbox.done(done)
     if failed and len(bodies) == 1:
         raise BodyFailed(f"body {body_digest(bodies[0])[:16]} failed; see its webhook_events row")
     if failed:
         _split_out(svc.queue, failed)
-    return outcomes
 
 
 def _split_out(queue: Queue, bodies: list[bytes]) -> None:
