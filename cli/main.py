@@ -181,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The demo's own summary is the point; its per-body log lines would bury it.
     quiet = args.command == "dev" and args.demo and "LOG_LEVEL" not in os.environ
-    logs.configure(level="WARNING" if quiet else None, fmt="text" if args.command in ("dev", "replay") else None)
+    logs.configure(
+        level="WARNING" if quiet else None, fmt="text" if args.command in ("dev", "replay") else None
+    )
     try:
         return args.handler(args)
     except (ConfigError, SchemaOutOfDate, tenants.TenantError, catalog.CatalogError) as error:
