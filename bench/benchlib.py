@@ -112,6 +112,22 @@ def start(name: str, argv: list[str], env: Mapping[str, str], log: Path) -> Chil
     return Child(name, process, log)
 
 
+def start_many(
+    prefix: str, count: int, argv: list[str], env: Mapping[str, str], logs: Path, label: str
+) -> list[Child]:
+    """`count` copies of one command, each logging to `<logs>/<prefix>-<label>-<n>.log`."""
+    return [start(f"{prefix}-{n}", argv, env, logs / f"{prefix}-{label}-{n}.log") for n in range(count)]
+
+
+def entry_point(main: Callable[[], int], name: str) -> None:
+    """Run a benchmark's main(); a BenchError ends it with its message and exit status 1."""
+    try:
+        sys.exit(main())
+    except BenchError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
 @contextlib.contextmanager
 def running(children: list[Child]) -> Iterator[list[Child]]:
     try:

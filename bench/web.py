@@ -37,6 +37,7 @@ from benchlib import (
     BenchError,
     Child,
     base_env,
+    entry_point,
     free_port,
     load_average,
     log_directory,
@@ -419,8 +420,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as error:
-        print(f"bench/web: {error}", file=sys.stderr)
-        sys.exit(1)
+    entry_point(main, "bench/web")

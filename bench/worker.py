@@ -26,7 +26,6 @@ Run from the repository root: .venv/bin/python bench/worker.py [--bodies 3000 --
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -46,13 +45,14 @@ from benchlib import (
     BenchError,
     Child,
     base_env,
+    entry_point,
     load_average,
     log_directory,
     median,
     private_redis,
     procfile_command,
     running,
-    start,
+    start_many,
     table,
     throwaway_database,
     venv_executable,
@@ -201,10 +201,7 @@ def run_ours(context: Context, processes: int, round_: int) -> Run:
     env = base_env(DATABASE_URL=context.database_url, REDIS_URL=context.redis_url, WAHOOKS_QUEUE=QUEUE_OURS)
     argv = venv_executable(procfile_command("worker", os.environ))
     since, began = time.time(), time.monotonic()
-    children = [
-        start(f"ours-{n}", argv, env, context.logs / f"ours-k{processes}-r{round_}-{n}.log")
-        for n in range(processes)
-    ]
+    children = start_many("ours", processes, argv, env, context.logs, f"k{processes}-r{round_}")
     with running(children):
         ended = wait_for(
             lambda: scalar(context.db, PROCESSED_BODIES) == len(bodies),
@@ -275,10 +272,7 @@ def run_baseline(context: Context, processes: int, round_: int) -> Run:
     argv = venv_executable([*rq_worker, "--url", context.redis_url, QUEUE_BASELINE])
     finished, failed = queue.finished_job_registry, queue.failed_job_registry
     since, began = time.time(), time.monotonic()
-    children = [
-        start(f"baseline-{n}", argv, env, context.logs / f"baseline-k{processes}-r{round_}-{n}.log")
-        for n in range(processes)
-    ]
+    children = start_many("baseline", processes, argv, env, context.logs, f"k{processes}-r{round_}")
     with running(children):
         ended = wait_for(
             lambda: finished.get_job_count(cleanup=False) == len(bodies),
@@ -443,8 +437,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as error:
-        print(f"bench/worker: {error}", file=sys.stderr)
-        sys.exit(1)
+    entry_point(main, "bench/worker")
