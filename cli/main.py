@@ -7,6 +7,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
+
 from cli import catalog, embedded, failures, replay, tenants
 from cli.migrate import upgrade
 from models.db import Database, SchemaOutOfDate
@@ -16,6 +19,7 @@ from workers import runner, services
 from workers.tenants import TenantDirectory
 
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
 
 
 def _db() -> Database:
@@ -189,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SchemaOutOfDate, tenants.TenantError, catalog.CatalogError) as error:
         sys.stderr.write(f"wahooks {args.command}: {error}\n")
         return EXIT_USAGE
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        sys.stderr.write(f"wahooks {args.command}: cannot reach the database at DATABASE_URL: {reason}\n")
+        return EXIT_UNAVAILABLE
+    except RedisError as error:
+        sys.stderr.write(f"wahooks {args.command}: cannot reach Redis at REDIS_URL: {error}\n")
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
 

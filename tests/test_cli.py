@@ -16,13 +16,14 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 import cli.main
-from cli.main import EXIT_USAGE, main
+from cli.main import EXIT_UNAVAILABLE, EXIT_USAGE, main
 from models import Tenant, WhatsAppCatalog, WhatsAppProduct
 from models.db import Database
 from runtime.config import WebConfig
 from runtime.inbox import JOB_PATH, Inbox, InboxKeys
 from tests import tables
 from tests.conftest import CATALOG_CSV, PAYLOADS, SECRET, Backend, Pipeline, make_pipeline
+from tests.processes import free_port
 from webhook.app import create_app
 
 UNKNOWN_NUMBER = "199999999999999"
@@ -350,6 +351,24 @@ def test_failed_without_redis_url_names_it(wahooks: Wahooks, monkeypatch: pytest
     result = wahooks("failed")
     assert result.code == EXIT_USAGE
     assert "REDIS_URL" in result.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable"),
+    [(("tenants", "list"), "DATABASE_URL"), (("worker",), "DATABASE_URL"), (("failed",), "REDIS_URL")],
+)
+def test_a_server_that_does_not_answer_is_named_without_a_traceback(
+    wahooks: Wahooks, monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...], variable: str
+) -> None:
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv(
+        "DATABASE_URL", f"postgresql://nobody@{closed}/none" if variable == "DATABASE_URL" else "sqlite://"
+    )
+    monkeypatch.setenv("REDIS_URL", f"redis://{closed}/0")
+    result = wahooks(*argv)
+    assert result.code == EXIT_UNAVAILABLE
+    assert "cannot reach" in result.message and variable in result.message
+    assert no_traceback(result)
 
 
 # replay

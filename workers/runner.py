@@ -71,6 +71,10 @@ class Housekeeper(threading.Thread):
                 log.warning("redis unavailable to the housekeeper: %s", error)
                 moved = 0
                 self.stopping.wait(1.0)
+            except Exception:  # the housekeeper must outlive any one bad turn, or the inbox stops moving
+                log.exception("housekeeping failed; trying again")
+                moved = 0
+                self.stopping.wait(1.0)
             if not moved:
                 self.stopping.wait(PUMP_IDLE_SECONDS)
 
