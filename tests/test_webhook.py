@@ -3,7 +3,6 @@
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from runtime.config import WebConfig
 from runtime.inbox import Inbox, InboxKeys, body_digest
 from runtime.redis_client import web_client
 from tests.conftest import PAYLOADS, SECRET, VERIFY_TOKEN, empty_redis
+from tests.processes import free_port
 from webhook.app import create_app
 from webhook.signature import sign
 
@@ -95,9 +95,7 @@ def queue_keys(store: redis.Redis) -> list[bytes]:
 @pytest.fixture
 def closed_port() -> int:
     """A local TCP port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture
