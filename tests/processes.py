@@ -46,22 +46,31 @@ class Workers:
     """`wahooks worker` processes, each in its own process group so a kill takes the whole process."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = {**os.environ, "LOG_LEVEL": "WARNING", **env}
+        self.env = {**os.environ, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json", **env}
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs = Path(tempfile.mkdtemp(prefix="wahooks-workers-"))
 
     def start(self, count: int = 1) -> list[subprocess.Popen[bytes]]:
-        started = [
-            subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "worker"],
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,
-            )
-            for _ in range(count)
-        ]
+        started = []
+        for _ in range(count):
+            with (self.logs / f"worker-{len(self.processes) + len(started)}.log").open("wb") as log:
+                started.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "cli.main", "worker"],
+                        cwd=PROJECT_ROOT,
+                        env=self.env,
+                        start_new_session=True,
+                        stdout=subprocess.DEVNULL,
+                        stderr=log,
+                    )
+                )
         self.processes += started
         return started
+
+    def errors(self) -> list[str]:
+        """What any worker logged at error level, e.g. a job that raised."""
+        lines = (line for log in sorted(self.logs.glob("*.log")) for line in log.read_text().splitlines())
+        return [line for line in lines if '"level": "error"' in line]
 
     def kill(self, process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
@@ -78,6 +87,7 @@ class Workers:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        shutil.rmtree(self.logs, ignore_errors=True)
 
     def assert_alive(self) -> None:
         exited = [p.returncode for p in self.processes if p.poll() is not None]

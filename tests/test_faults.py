@@ -105,6 +105,7 @@ def test_sigkilled_worker_mid_job_loses_nothing_and_counts_once(
     assert _day_totals(postgres_backend.db) == batch.analytics
     assert _message_rows(postgres_backend.db) == batch.inbound + 10 * len(batch.bodies)
     assert queue.failed_job_registry.count == 0
+    assert workers.errors() == [], "the recovered job must run once, cleanly"
     workers.assert_alive()
 
 
@@ -133,6 +134,7 @@ def test_four_workers_on_a_thrice_shuffled_corpus_equal_one_ordered_delivery(
     with postgres_backend.db.session() as session:
         assert min(session.scalars(select(WebhookEvent.times_processed))) >= 3
     assert queue.failed_job_registry.count == 0
+    assert workers.errors() == []
     workers.assert_alive()
 
 

@@ -30,6 +30,7 @@ TRANSIENT = (OperationalError, InterfaceError, PoolTimeout, RedisError)
 DEADLOCK_OR_SERIALIZATION = {"40P01", "40001"}
 RETRY = Retry(max=6, interval=[1, 2, 5, 10, 20, 40])
 JOB_TIMEOUT_SECONDS = 300
+RESULT_TTL_SECONDS = 10
 IN_PLACE_ATTEMPTS = 3
 
 
@@ -51,8 +52,9 @@ def job_options(bodies: int) -> dict[str, object]:
         "retry": RETRY,
         "timeout": JOB_TIMEOUT_SECONDS,
         "failure_ttl": 30 * 24 * 3600,
-        # The outcome is in webhook_events; a kept result would hold the bodies in Redis for nothing.
-        "result_ttl": 0,
+        # The outcome is in webhook_events; a job kept long would hold its bodies in Redis for nothing.
+        # Not 0: rq 3.0 then deletes the job at once and fails on a job that was recovered after a kill.
+        "result_ttl": RESULT_TTL_SECONDS,
         "description": f"process {bodies} webhook bodies",
     }
 
