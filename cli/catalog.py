@@ -1,7 +1,7 @@
 """`wahooks catalog import`: load a product CSV into a tenant's catalog, all rows or none."""
 
 import csv
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -120,6 +120,6 @@ def import_catalog(db: Database, phone_number_id: str, catalog_id: str, path: Pa
                 set_={c: stmt.excluded[c] for c in ("name", "price", "currency")}
                 | {"updated_at": func.now()},
             ).returning(products.c.id)
-            session.execute(stmt, [{"catalog_id": catalog_pk, **r.__dict__} for r in rows])
+            session.execute(stmt, [{"catalog_id": catalog_pk, **asdict(r)} for r in rows])
     created = sum(r.retailer_id not in existing for r in rows)
     return ImportSummary(created=created, updated=len(rows) - created)

@@ -3,6 +3,7 @@
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
@@ -186,7 +187,7 @@ def _content(m: RawJson) -> Content:
     code, title, _ = _first_error(m.get("errors"))
     if code is None and title is None:
         return content
-    return Content(**{**content.__dict__, "error_code": code, "error_title": title})
+    return replace(content, error_code=code, error_title=title)
 
 
 def _message(m: RawJson, *, direction: str, names: dict[str, str]) -> Message | None:

@@ -84,6 +84,8 @@ class Housekeeper(threading.Thread):
             return
         registry = StartedJobRegistry(self.services.queue.name, connection=self.services.redis)
         with self.services.redis.pipeline() as pipe:
+            # SimpleWorker sends no heartbeat while a job runs: keep the worker itself registered too.
+            self.worker.heartbeat(pipeline=pipe)
             for execution in executions:
                 execution.heartbeat(registry, LEASE_SECONDS, pipe)
             pipe.execute()
