@@ -16,6 +16,54 @@ META_BODY = (
     rb'[{"text":{"body":"K\u00e4se f\u00fcr \u00fcber 5\u20ac, https:\/\/example.com\/k\u00e4se"}}]}}]}]}'
 )
 
+# Known answers, computed with OpenSSL 3.0 outside Python: each body written byte for byte to a file with
+# `printf '%s' '<body>' > body.json`, then `openssl dgst -sha256 -hmac '<secret>' body.json` (in a UTF-8
+# shell, so a non-ASCII body or secret is its UTF-8 bytes, as `str.encode()` gives them here).
+KNOWN_ANSWERS = [
+    pytest.param(
+        SECRET,
+        rb'{"name":"J\u00fcrgen"}',
+        "aa2b0f0d8d1c3c6d6ecd3ad6717be264e98af0f748b04e1fbaf86d13b77188d4",
+        id="backslash-u escape",
+    ),
+    pytest.param(
+        SECRET,
+        rb'{"email":"j\u00fcrgen@example.com","url":"https:\/\/example.com\/k\u00e4se?a=1&b=@x"}',
+        "4185c9c10421cf138267b2db41af0838fc5f66fe27f7a690af8ae36d863d432f",
+        id="escaped slashes and @",
+    ),
+    pytest.param(
+        SECRET,
+        '{"name":"Jürgen","city":"Zürich","note":"€ 5 😀"}'.encode(),
+        "c566383ca70bfdef7301d70d92ae98b23a46ee208b87a0caf07cbefaba891856",
+        id="raw UTF-8",
+    ),
+    pytest.param(
+        SECRET, META_BODY, "9d94d2a676ebf109976442bcd4e55a61cc8e4fed62234c38b103022479281792", id="Meta body"
+    ),
+    pytest.param(
+        "geheim-äöü",
+        rb'{"name":"J\u00fcrgen"}',
+        "93e39cca880363f80509b12c56576dba699ec2a73f2d9189839f4730d8f2c241",
+        id="UTF-8 secret",
+    ),
+]
+
+
+@pytest.mark.parametrize(("secret", "body", "hex_digest"), KNOWN_ANSWERS)
+def test_sign_gives_the_known_answer(secret: str, body: bytes, hex_digest: str) -> None:
+    assert sign(secret, body) == PREFIX + hex_digest
+
+
+@pytest.mark.parametrize(("secret", "body", "hex_digest"), KNOWN_ANSWERS)
+def test_verify_accepts_the_known_answer_on_the_raw_bytes_only(
+    secret: str, body: bytes, hex_digest: str
+) -> None:
+    assert verify(PREFIX + hex_digest, body, (secret,)) is Verdict.VALID
+    reserialized = json.dumps(json.loads(body)).encode()
+    assert reserialized != body
+    assert verify(PREFIX + hex_digest, reserialized, (secret,)) is Verdict.MISMATCH
+
 
 def test_the_signature_meta_sends_is_valid() -> None:
     assert verify(sign(SECRET, BODY), BODY, (SECRET,)) is Verdict.VALID
