@@ -19,13 +19,11 @@ from werkzeug.serving import make_server
 from cli import catalog, replay, tenants
 from cli.migrate import upgrade
 from models import WebhookEvent, WhatsAppAnalytics, WhatsAppMessage, WhatsAppOrder
-from models.db import PROJECT_ROOT, Database
+from models.db import Database, data_folder
 from runtime.config import DEFAULT_QUEUE, WebConfig, WorkerConfig
 from webhook.app import create_app
 from workers import runner, services
 
-SAMPLES = PROJECT_ROOT / "tests" / "payloads"
-SAMPLE_CATALOG = PROJECT_ROOT / "tests" / "fixtures" / "catalog_a.csv"
 DEMO_TENANTS = (
     tenants.NewTenant("Acme", "100000000000001", "200000000000001", "15550000001"),
     tenants.NewTenant("Bravo", "100000000000002", "200000000000002", "15550000002"),
@@ -85,8 +83,11 @@ def demo(database_url: str, port: int) -> dict[str, object]:
         for new in DEMO_TENANTS:
             if new.phone_number_id not in existing:
                 tenants.add(db, new)
-        catalog.import_catalog(db, DEMO_TENANTS[0].phone_number_id, DEMO_CATALOG_ID, SAMPLE_CATALOG)
-        statuses = replay.replay(embedded.url, replay.payload_files([SAMPLES]), embedded.secret)
+        # The samples are the test corpus (tests/payloads, tests/fixtures), which the wheel ships.
+        catalog_csv = data_folder("wahooks_data.fixtures") / "catalog_a.csv"
+        catalog.import_catalog(db, DEMO_TENANTS[0].phone_number_id, DEMO_CATALOG_ID, catalog_csv)
+        samples = replay.payload_files([data_folder("wahooks_data.payloads")])
+        statuses = replay.replay(embedded.url, samples, embedded.secret)
         runner.run(embedded.services, burst=True)
         return {"http": dict(statuses), **summary(db)}
 

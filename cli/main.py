@@ -6,34 +6,41 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
-from sqlalchemy.exc import OperationalError
-
-from cli import catalog, embedded, failures, replay, tenants
-from cli.migrate import upgrade
-from models.db import Database, SchemaOutOfDate
 from runtime import logs
 from runtime.config import ConfigError, WorkerConfig, database_url
-from workers import runner, services
-from workers.tenants import TenantDirectory
+
+# Each command imports what it uses when it runs, so that every command starts on the runtime dependencies
+# alone and loads nothing it does not need; `wahooks dev` is the one that needs the [embedded] extra.
+if TYPE_CHECKING:
+    from rq import Queue
+
+    from models.db import Database
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EMBEDDED_EXTRA = "pip install 'wahooks[embedded]'"
 
 
-def _db() -> Database:
+def _db() -> "Database":
+    from models.db import Database
+
     db = Database(database_url())
     db.check_schema()
     return db
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from cli.migrate import upgrade
+
     upgrade(database_url(), sql=args.sql)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from workers import runner, services
+
     svc = services.Services.build(WorkerConfig.from_env())
     services.install(svc)
     runner.run(svc, burst=args.burst)
@@ -41,12 +48,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_tenants_add(args: argparse.Namespace) -> int:
+    from cli import tenants
+
     new = tenants.NewTenant(args.name, args.phone_number_id, args.waba_id, args.display_phone_number)
     print(f"tenant {tenants.add(_db(), new)} added: {args.name} ({args.phone_number_id})")
     return 0
 
 
 def cmd_tenants_list(args: argparse.Namespace) -> int:
+    from cli import tenants
+
     rows = tenants.listing(_db())
     print(f"{'id':>4}  {'name':24} {'phone_number_id':18} {'waba_id':18} {'display':16} active")
     for tid, name, pnid, waba, display, active in rows:
@@ -57,12 +68,16 @@ def cmd_tenants_list(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_import(args: argparse.Namespace) -> int:
+    from cli import catalog
+
     result = catalog.import_catalog(_db(), args.phone_number_id, args.catalog_id, args.file)
     print(f"catalog {args.catalog_id}: {result.created} products created, {result.updated} updated")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from cli import replay
+
     secret = args.secret or os.environ.get("WHATSAPP_APP_SECRET", "").split(",")[0].strip()
     if not secret:
         raise ConfigError(
@@ -74,12 +89,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if all(status.startswith("2") for status in counts) else 1
 
 
-def _queue():  # type: ignore[no-untyped-def]
-    config = WorkerConfig.from_env()
-    return services.Services.build(config).queue
+def _queue() -> "Queue":
+    from workers import services
+
+    return services.Services.build(WorkerConfig.from_env()).queue
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
+    from cli import failures
+
     jobs = failures.failed_jobs(_queue())
     for job in jobs:
         ended = job.ended_at.isoformat(timespec="seconds") if job.ended_at else "-"
@@ -89,11 +107,16 @@ def cmd_failed(args: argparse.Namespace) -> int:
 
 
 def cmd_requeue_failed(args: argparse.Namespace) -> int:
+    from cli import failures
+
     print(f"{failures.requeue(_queue(), args.job_ids)} jobs requeued")
     return 0
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
+    from cli import failures
+    from workers.tenants import TenantDirectory
+
     config = WorkerConfig.from_env(
         dict(os.environ, REDIS_URL=os.environ.get("REDIS_URL") or "redis://unused")
     )
@@ -104,6 +127,13 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    try:
+        from cli import embedded
+    except ModuleNotFoundError as error:
+        if error.name != "fakeredis":
+            raise
+        sys.stderr.write(f"wahooks dev: the in-process Redis it runs on is not installed: {EMBEDDED_EXTRA}\n")
+        return EXIT_USAGE
     url = args.database_url or embedded.default_database_url()
     if not args.demo:
         embedded.serve(url, 8000 if args.port is None else args.port)
@@ -113,7 +143,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_demo(result: dict) -> None:  # type: ignore[type-arg]
+def _print_demo(result: dict[str, Any]) -> None:
     print("\nHTTP answers: " + "  ".join(f"{k}: {v}" for k, v in sorted(result["http"].items())))
     print("\nwebhook_events by outcome: " + "  ".join(f"{o}: {n}" for o, n in result["events"]))
     print("\nwhatsapp_messages by direction and type:")
@@ -188,20 +218,40 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(
         level="WARNING" if quiet else None, fmt="text" if args.command in ("dev", "replay") else None
     )
+    handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return args.handler(args)
-    except (ConfigError, SchemaOutOfDate, tenants.TenantError, catalog.CatalogError) as error:
-        sys.stderr.write(f"wahooks {args.command}: {error}\n")
-        return EXIT_USAGE
-    except OperationalError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
-        sys.stderr.write(f"wahooks {args.command}: cannot reach the database at DATABASE_URL: {reason}\n")
-        return EXIT_UNAVAILABLE
-    except RedisError as error:
-        sys.stderr.write(f"wahooks {args.command}: cannot reach Redis at REDIS_URL: {error}\n")
-        return EXIT_UNAVAILABLE
+        return handler(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        explained = _explain(error)
+        if explained is None:
+            raise
+        status, message = explained
+        sys.stderr.write(f"wahooks {args.command}: {message}\n")
+        return status
+
+
+def _explain(error: Exception) -> tuple[int, str] | None:
+    """The exit status and one line for an error the operator can act on; None for a bug (a traceback)."""
+    if isinstance(error, ConfigError):
+        return EXIT_USAGE, str(error)
+    # Imported here, not at start, so that a command loads only what it uses; the one raised is loaded already.
+    from redis.exceptions import RedisError
+    from sqlalchemy.exc import OperationalError
+
+    from cli.catalog import CatalogError
+    from cli.tenants import TenantError
+    from models.db import SchemaOutOfDate
+
+    if isinstance(error, SchemaOutOfDate | TenantError | CatalogError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, OperationalError):
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        return EXIT_UNAVAILABLE, f"cannot reach the database at DATABASE_URL: {reason}"
+    if isinstance(error, RedisError):
+        return EXIT_UNAVAILABLE, f"cannot reach Redis at REDIS_URL: {error}"
+    return None
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The one place that builds the database engine and sessions, and checks the schema is current."""
 
+import importlib.util
 import json
 import os
 import weakref
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from runtime.config import normalize_database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+MIGRATIONS = "wahooks_data.migrations"  # the repository's alembic/ folder, as pyproject.toml ships it
 MIGRATE_COMMAND = "wahooks migrate"
 
 
@@ -104,9 +105,24 @@ class Database:
         self.engine.dispose()
 
 
+def data_folder(package: str) -> Path:
+    """The folder of one of the distribution's data-only packages (wahooks_data.*, see pyproject.toml).
+
+    Found by import, so a wheel and an editable install of a checkout each give their own copy. Not through
+    importlib.resources: these are namespace packages, and an editable install lists a placeholder that is
+    no folder next to the real one, which Python 3.11's files() rejects.
+    """
+    spec = importlib.util.find_spec(package)
+    folders = [Path(p) for p in (spec.submodule_search_locations or []) if Path(p).is_dir()] if spec else []
+    if not folders:
+        raise FileNotFoundError(f"{package} is missing: reinstall wahooks (pip install wahooks)")
+    return folders[0]
+
+
 def alembic_config(url: str | None = None) -> Config:
-    config = Config(str(ALEMBIC_INI))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    """Alembic's configuration for the migrations this code ships (alembic.ini is the checkout's, for `alembic`)."""
+    config = Config()
+    config.set_main_option("script_location", str(data_folder(MIGRATIONS)))
     if url:
         config.attributes["database_url"] = normalize_database_url(url)
     return config

@@ -15,7 +15,7 @@ from rq import Queue
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-import cli.main
+import models.db
 from cli.main import EXIT_UNAVAILABLE, EXIT_USAGE, main
 from models import Tenant, WhatsAppCatalog, WhatsAppProduct
 from models.db import Database
@@ -83,7 +83,7 @@ def cli_databases(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Database]]:
             super().__init__(url)
             opened.append(self)
 
-    monkeypatch.setattr(cli.main, "Database", Tracked)
+    monkeypatch.setattr(models.db, "Database", Tracked)
     yield opened
     for db in opened:
         db.dispose()
