@@ -236,7 +236,7 @@ def _explain(error: Exception) -> tuple[int, str] | None:
     """The exit status and one line for an error the operator can act on; None for a bug (a traceback)."""
     if isinstance(error, ConfigError):
         return EXIT_USAGE, str(error)
-    # Imported here, not at start, so that a command loads only what it uses; the one raised is loaded already.
+    # Imported here, not at start, so that a command loads only what it uses (the one raised is loaded).
     from redis.exceptions import RedisError
     from sqlalchemy.exc import OperationalError
 

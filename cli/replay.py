@@ -1,6 +1,5 @@
 """`wahooks replay`: post payload files to a webhook URL, signed as Meta signs them."""
 
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -8,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
 
 from webhook.signature import sign
 
@@ -22,26 +23,17 @@ def payload_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-class Progress:
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.done, self.enabled = total, 0, enabled
-        self._lock = threading.Lock()
-
-    def step(self) -> None:
-        with self._lock:
-            self.done += 1
-            if self.enabled:
-                filled = 30 * self.done // self.total
-                sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
-                if self.done == self.total:
-                    sys.stderr.write("\n")
-
-
 def replay(
     url: str, files: list[Path], secret: str, concurrency: int = 4, timeout: float = 10.0
 ) -> Counter[str]:
     """POST each file's exact bytes with X-Hub-Signature-256; count the answers by status code."""
-    progress = Progress(len(files), enabled=len(files) >= PROGRESS_FROM)
+    progress = Progress(
+        *Progress.get_default_columns(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        disable=len(files) < PROGRESS_FROM,
+    )
+    task = progress.add_task("replay", total=len(files))
     local = threading.local()
 
     def post(path: Path) -> str:
@@ -54,7 +46,7 @@ def replay(
         except requests.RequestException as error:
             return f"error ({type(error).__name__})"
         finally:
-            progress.step()
+            progress.advance(task)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    with progress, ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         return Counter(pool.map(post, files))

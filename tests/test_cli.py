@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 import models.db
 from cli.main import EXIT_UNAVAILABLE, EXIT_USAGE, main
+from cli.replay import payload_files
 from models import Tenant, WhatsAppCatalog, WhatsAppProduct
 from models.db import Database
 from runtime.config import WebConfig
@@ -400,6 +401,16 @@ def test_replay_posts_every_file_signed(wahooks: Wahooks, live_app: LiveApp) -> 
     assert (result.code, result.out) == (0, "200: 7\n")
     bodies = live_app.inbox.connection.lrange(InboxKeys("replay").inbox, 0, -1)
     assert sorted(bodies) == sorted(p.read_bytes() for p in SEQUENCES.rglob("*.json"))
+
+
+@pytest.mark.parametrize(("files", "bar"), [(PAYLOADS, True), (SEQUENCES, False)], ids=["55", "7"])
+def test_replay_shows_a_progress_bar_from_20_files(
+    wahooks: Wahooks, live_app: LiveApp, files: Path, bar: bool
+) -> None:
+    result = wahooks("replay", live_app.url, files, "--secret", SECRET)
+    assert result.code == 0
+    posted = len(payload_files([files]))
+    assert (f"{posted}/{posted}" in result.err) is bar
 
 
 def test_replay_signs_with_the_first_configured_secret(
