@@ -2,7 +2,9 @@
 
 Every wamid is unique to its message; an outbound message's statuses (sent, delivered, read, failed)
 share its wamid and arrive spread over several bodies, sometimes out of order, as Meta sends them.
-Bodies are compact JSON with non-ASCII escaped, the form Meta posts.
+Bodies are compact JSON with non-ASCII escaped, the form Meta posts. With business-scoped ids (the
+2026 shape) every contact carries a `user_id` and status changes carry their recipients' contacts,
+which pywa requires.
 """
 
 import json
@@ -102,9 +104,10 @@ def encode(document: Json) -> bytes:
 class Generator:
     """Builds messages and statuses; wamids carry the run's tag and a serial number."""
 
-    def __init__(self, seed: int, tag: str = "BENCH") -> None:
+    def __init__(self, seed: int, tag: str = "BENCH", business_scoped_ids: bool = False) -> None:
         self.random = random.Random(seed)
         self.tag = tag
+        self.business_scoped_ids = business_scoped_ids
         self.serial = 0
         self.outbound: list[str] = []  # wamids our messages were sent with: targets of replies
 
@@ -115,6 +118,12 @@ class Generator:
     def customer(self) -> tuple[str, str]:
         n = self.random.randrange(5000)
         return f"1555123{n:04d}", NAMES[n % len(NAMES)]
+
+    def contact(self, wa_id: str, name: str) -> Json:
+        contact: Json = {"profile": {"name": name}, "wa_id": wa_id}
+        if self.business_scoped_ids:
+            contact["user_id"] = business_scoped_id(wa_id)
+        return contact
 
     # Inbound messages
 
@@ -132,7 +141,7 @@ class Generator:
             message[message_type] = self._content(message_type)
         if message_type in ("text", "interactive", "button") and self.outbound:
             message["context"] = {"from": DISPLAY_PHONE_NUMBER, "id": self.random.choice(self.outbound)}
-        return message, {"profile": {"name": name}, "wa_id": wa_id}, total
+        return message, self.contact(wa_id, name), total
 
     def _content(self, message_type: str) -> Json:
         n = self.serial
@@ -199,6 +208,8 @@ class Generator:
 
     def status(self, wamid: str, name: str, when: int, recipient: str) -> Json:
         status: Json = {"id": wamid, "status": name, "timestamp": str(when), "recipient_id": recipient}
+        if self.business_scoped_ids:
+            status["recipient_user_id"] = business_scoped_id(recipient)
         if name == "failed":
             status["errors"] = [
                 {
@@ -224,6 +235,11 @@ class Generator:
         return status
 
 
+def business_scoped_id(wa_id: str) -> str:
+    """A stable, made-up business-scoped user id (`CC.<digits>`) for a customer's number."""
+    return f"US.{int(wa_id) * 7919 % 10**20:020d}"
+
+
 def envelope(changes: list[Json]) -> Json:
     return {"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "changes": changes}]}
 
@@ -233,8 +249,15 @@ def change(messages: list[Json], contacts: list[Json], statuses: list[Json]) -> 
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": DISPLAY_PHONE_NUMBER, "phone_number_id": PHONE_NUMBER_ID},
     }
+    # The 2026 shape names each status's recipient in contacts too.
+    recipients = [
+        {"wa_id": s["recipient_id"], "user_id": s["recipient_user_id"]}
+        for s in statuses
+        if "recipient_user_id" in s
+    ]
+    if contacts or recipients:
+        value["contacts"] = list({c["wa_id"]: c for c in [*contacts, *recipients]}.values())
     if messages:
-        value["contacts"] = list({c["wa_id"]: c for c in contacts}.values())
         value["messages"] = messages
     if statuses:
         value["statuses"] = statuses
@@ -244,9 +267,11 @@ def change(messages: list[Json], contacts: list[Json], statuses: list[Json]) -> 
 # The worker benchmark's corpus
 
 
-def worker_corpus(count: int, seed: int = 1, single_share: float = 0.7) -> Corpus:
+def worker_corpus(
+    count: int, seed: int = 1, single_share: float = 0.7, business_scoped_ids: bool = False
+) -> Corpus:
     """count bodies: single_share carry one update, the rest batches of 10 to 100 mixed updates."""
-    generator = Generator(seed)
+    generator = Generator(seed, business_scoped_ids=business_scoped_ids)
     rng = generator.random
     sizes = [1 if rng.random() < single_share else rng.randint(10, 100) for _ in range(count)]
     # Inbound messages are 45% of single-update bodies and 30% of batched updates.
@@ -261,6 +286,17 @@ def worker_corpus(count: int, seed: int = 1, single_share: float = 0.7) -> Corpu
         bodies.append(encode(_body(generator, body_kinds, when, statuses, expected)))
     batches = [n for n in sizes if n > 1]
     return Corpus(bodies, expected, single_update_bodies=count - len(batches), batch_sizes=batches)
+
+
+def single_message_corpus(count: int, seed: int = 1, business_scoped_ids: bool = False) -> Corpus:
+    """count bodies of one inbound text message each, for tenant A: Meta's most common POST."""
+    generator = Generator(seed, tag="SINGLE", business_scoped_ids=business_scoped_ids)
+    bodies = []
+    for index in range(count):
+        message, contact, _ = generator.message(START + WINDOW_SECONDS * index // count, "text")
+        bodies.append(encode(envelope([change([message], [contact], [])])))
+    expected = Expected(bodies=count, messages=count)
+    return Corpus(bodies, expected, single_update_bodies=count, batch_sizes=[])
 
 
 def _status_stream(generator: Generator, count: int, expected: Expected) -> Iterator[Json]:
