@@ -5,6 +5,7 @@ tests/), which is why the repository root goes on sys.path here."""
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,13 +20,16 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 import throwaway  # noqa: E402
+from meta_payloads import CATALOG_ID, PHONE_NUMBER_ID  # noqa: E402
 from throwaway import (  # noqa: E402
     LOOPBACK,
     Child,
     NotReady,
+    PostgresServer,
     Unavailable,
     expand,
     free_port,
+    postgres_server,
     redis_server,
     running,
     start,
@@ -41,6 +45,7 @@ __all__ = [
     "VENV_BIN",
     "BenchError",
     "Child",
+    "PostgresServer",
     "base_env",
     "entry_point",
     "expand",
@@ -48,6 +53,8 @@ __all__ = [
     "load_average",
     "log_directory",
     "median",
+    "postgres_server",
+    "prepare_database",
     "private_redis",
     "procfile_command",
     "running",
@@ -57,6 +64,7 @@ __all__ = [
     "throwaway_database",
     "venv_executable",
     "verdict",
+    "wahooks",
     "wait_until",
 ]
 
@@ -98,11 +106,12 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def private_redis(workdir: Path) -> Iterator[str]:
-    """A redis-server of our own on a free loopback port, without persistence; yields its URL.
+def private_redis(workdir: Path, durable: bool = False) -> Iterator[str]:
+    """A redis-server of our own on a free loopback port, yielding its URL; without persistence unless
+    durable (an append-only file fsynced at every write, as production runs it).
 
     Nothing another engineer runs is touched or flushed."""
-    with redis_server(workdir, durable=False) as server:
+    with redis_server(workdir, durable) as server:
         yield server.url
 
 
@@ -111,6 +120,35 @@ def throwaway_database() -> Iterator[str]:
     """A fresh database on the BENCH_POSTGRES_URL server, dropped (WITH FORCE) at the end; yields its URL."""
     with throwaway.throwaway_database(POSTGRES_ADMIN_DSN, prefix="wahooks_bench") as url:
         yield url
+
+
+def wahooks(env: dict[str, str], *args: str) -> None:
+    """Run one `wahooks` command; BenchError with its output when it fails."""
+    done = subprocess.run(
+        [*venv_executable(["wahooks"]), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"wahooks {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+
+def prepare_database(database_url: str) -> None:
+    """Migrate, add tenant A and import its catalog, with the operator's own commands."""
+    env = base_env(DATABASE_URL=database_url)
+    wahooks(env, "migrate")
+    wahooks(env, "tenants", "add", "--name", "Acme", "--phone-number-id", PHONE_NUMBER_ID)
+    wahooks(
+        env,
+        "catalog", "import",
+        "--phone-number-id", PHONE_NUMBER_ID,
+        "--catalog-id", CATALOG_ID,
+        str(ROOT / "tests" / "fixtures" / "catalog_a.csv"),
+    )  # fmt: skip
 
 
 # Reporting

@@ -1,8 +1,10 @@
 """bench/worker: the Procfile's worker against a minimal RQ baseline, draining the same realistic bodies.
 
-N bodies for tenant A (70% single-update, 30% batches of 10 to 100 updates: inbound texts, media,
-orders, reactions..., and sent/delivered/read/failed statuses of outbound messages; unique wamids)
-are drained by:
+N bodies for tenant A, one of two corpora (--corpus):
+  mixed   70% single-update, 30% batches of 10 to 100 updates: inbound texts, media, orders,
+          reactions..., and sent/delivered/read/failed statuses of outbound messages;
+  single  one inbound text message per body, Meta's most common POST;
+with unique wamids, are drained by:
 
   ours      K `wahooks worker` processes (the Procfile's worker: line). The bodies are first pushed
             into the Redis inbox exactly as the web app does; the clock runs from starting the
@@ -20,12 +22,11 @@ checked against the generator's counts (rows, statuses, orders, analytics sums, 
 
 A throwaway PostgreSQL database (migrated, tenant A, tests/fixtures/catalog_a.csv) and a private
 redis-server are created, and dropped/stopped at the end.
-Run from the repository root: .venv/bin/python bench/worker.py [--bodies 3000 --rounds 3]
+Run from the repository root: .venv/bin/python bench/worker.py [--corpus mixed --bodies 3000 --rounds 3]
 """
 
 import argparse
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +42,6 @@ from psycopg2.extensions import connection as Connection
 from rq import Queue
 
 from benchlib import (
-    ROOT,
     BenchError,
     Child,
     base_env,
@@ -49,6 +49,7 @@ from benchlib import (
     load_average,
     log_directory,
     median,
+    prepare_database,
     private_redis,
     procfile_command,
     running,
@@ -58,13 +59,13 @@ from benchlib import (
     venv_executable,
     verdict,
 )
-from meta_payloads import CATALOG_ID, PHONE_NUMBER_ID, Corpus, worker_corpus
+from meta_payloads import Corpus, single_message_corpus, worker_corpus
 from runtime.inbox import Inbox
 
+CORPORA = {"mixed": worker_corpus, "single": single_message_corpus}
 QUEUE_OURS = "bench-ours"
 QUEUE_BASELINE = "bench-baseline"
 BASELINE_JOB = "baseline_job.insert_message_rows"
-CATALOG_CSV = ROOT / "tests" / "fixtures" / "catalog_a.csv"
 # Everything a run writes; tenants, their settings and the catalog stay.
 RUN_TABLES = (
     "webhook_events",
@@ -77,7 +78,8 @@ RUN_TABLES = (
 POLL_SECONDS = 0.05
 PROCESSED_BODIES = "SELECT count(*) FROM webhook_events WHERE processed_at IS NOT NULL"
 FAILED_BODIES = "SELECT count(*) FROM webhook_events WHERE outcome = 'failed'"
-TARGET_RATIO = 0.5  # ours with one process / baseline with one process, at least
+# Ours / the baseline at the same process count (wall), at least: the throughput issue's targets.
+TARGET_RATIO = {"mixed": 2.0, "single": 5.0}
 
 
 @dataclass
@@ -111,35 +113,7 @@ class Context:
     logs: Path
 
 
-# Database set-up and reset
-
-
-def wahooks(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [*venv_executable(["wahooks"]), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"wahooks {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-
-
-def prepare_database(database_url: str) -> None:
-    """Migrate, add tenant A and import its catalog, with the operator's own commands."""
-    env = base_env(DATABASE_URL=database_url)
-    wahooks(env, "migrate")
-    wahooks(env, "tenants", "add", "--name", "Acme", "--phone-number-id", PHONE_NUMBER_ID)
-    wahooks(
-        env,
-        "catalog", "import",
-        "--phone-number-id", PHONE_NUMBER_ID,
-        "--catalog-id", CATALOG_ID,
-        str(CATALOG_CSV),
-    )  # fmt: skip
+# Resetting between runs
 
 
 def reset(context: Context) -> None:
@@ -346,7 +320,8 @@ def report(runs: list[Run], context: Context) -> bool:
         for system in ("ours", "baseline")
     ]
     print(
-        f"\nmedians of {args.rounds} rounds, {context.corpus.expected.events} events in {args.bodies} bodies"
+        f"\nmedians of {args.rounds} rounds, {context.corpus.expected.events} events"
+        f" in {args.bodies} bodies ({args.corpus} corpus)"
     )
     headers = ("system", "processes", "events/s (wall)", "events/s (steady)", "first body after s")
     print(table(headers, rows))
@@ -366,12 +341,14 @@ def report(runs: list[Run], context: Context) -> bool:
                 f" steady {two.steady_rate / one.steady_rate:.2f}x"
             )
     problems = [f"round {r.round} {r.system} K={r.processes}: {p}" for r in runs for p in r.problems]
-    if 1 in counts:
-        ratio = summaries[("ours", 1)].wall_rate / summaries[("baseline", 1)].wall_rate
+    target = TARGET_RATIO[args.corpus]
+    for k in counts:
+        ratio = summaries[("ours", k)].wall_rate / summaries[("baseline", k)].wall_rate
         print(
-            f"target: ours with 1 process >= {TARGET_RATIO}x the baseline (wall):"
-            f" {verdict(ratio >= TARGET_RATIO)} ({ratio:.2f}x); correctness checks: {verdict(not problems)}"
+            f"target at K={k}: ours >= {target}x the baseline (wall):"
+            f" {verdict(ratio >= target)} ({ratio:.2f}x)"
         )
+    print(f"correctness checks: {verdict(not problems)}")
     for problem in problems:
         print(f"  problem: {problem}")
     return not problems
@@ -383,6 +360,9 @@ def report(runs: list[Run], context: Context) -> bool:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--corpus", choices=sorted(CORPORA), default="mixed", help="which bodies (default mixed)"
     )
     parser.add_argument("--bodies", type=int, default=3000, help="bodies in the corpus (default 3000)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per system and process count (default 3)")
@@ -409,8 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     counts = [int(k) for k in args.processes.split(",")]
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    print(f"bench/worker {started}: {load_average()}; {args.rounds} rounds, processes {counts}")
-    corpus = worker_corpus(args.bodies, seed=args.seed)
+    print(
+        f"bench/worker {started}: {load_average()}; {args.corpus} corpus, {args.rounds} rounds,"
+        f" processes {counts}"
+    )
+    corpus = CORPORA[args.corpus](args.bodies, seed=args.seed)
     print(describe_corpus(corpus), flush=True)
     with tempfile.TemporaryDirectory(prefix="wahooks-bench-worker-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
