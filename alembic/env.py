@@ -9,7 +9,7 @@ import models
 from runtime.config import database_url
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+if config.config_file_name is not None:  # alembic.ini, when run as `alembic` from a checkout
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = models.Base.metadata
@@ -33,23 +33,15 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    connectable = config.attributes.get("connection") or create_engine(_url(), poolclass=pool.NullPool)
-    if hasattr(connectable, "connect"):
-        with connectable.connect() as connection:
-            _run(connection)
-    else:
-        _run(connectable)
-
-
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    with create_engine(_url(), poolclass=pool.NullPool).connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 if context.is_offline_mode():

@@ -4,12 +4,16 @@ import csv
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from cli.currencies import ISO_4217
 from models import WhatsAppBusinessSettings, WhatsAppCatalog, WhatsAppProduct
 from models.db import Database, dialect_of, upsert
+
+if TYPE_CHECKING:
+    from _csv import Reader  # what csv.reader() returns, as typeshed names it
 
 HEADER = ("retailer_id", "name", "price", "currency")
 # What the columns hold: whatsapp_products.retailer_id String(100), name String(300), price Numeric(18, 4).
@@ -39,7 +43,7 @@ def read_csv(path: Path) -> list[ProductRow]:
         raise CatalogError(f"cannot read {path}: {error}") from None
 
 
-def _rows(reader: "csv._reader") -> list[ProductRow]:
+def _rows(reader: "Reader") -> list[ProductRow]:
     header = next(reader, None)
     if header is None or tuple(h.strip() for h in header) != HEADER:
         raise CatalogError(f"line 1: the header must be exactly {','.join(HEADER)}")
@@ -102,8 +106,8 @@ def import_catalog(db: Database, phone_number_id: str, catalog_id: str, path: Pa
                 f"no tenant has phone number id {phone_number_id}: add it with `wahooks tenants add`"
             )
         catalogs = WhatsAppCatalog.__table__
-        stmt = upsert(dialect_of(session), catalogs).values(tenant_id=tenant_id, catalog_id=catalog_id)
-        stmt = stmt.on_conflict_do_update(
+        catalog = upsert(dialect_of(session), catalogs).values(tenant_id=tenant_id, catalog_id=catalog_id)
+        stmt = catalog.on_conflict_do_update(
             index_elements=["tenant_id", "catalog_id"], set_={"updated_at": func.now()}
         ).returning(catalogs.c.id)
         catalog_pk = session.execute(stmt).scalar_one()
@@ -114,10 +118,10 @@ def import_catalog(db: Database, phone_number_id: str, catalog_id: str, path: Pa
         )
         if rows:
             products = WhatsAppProduct.__table__
-            stmt = upsert(dialect_of(session), products)
-            stmt = stmt.on_conflict_do_update(
+            product = upsert(dialect_of(session), products)
+            stmt = product.on_conflict_do_update(
                 index_elements=["catalog_id", "retailer_id"],
-                set_={c: stmt.excluded[c] for c in ("name", "price", "currency")}
+                set_={c: product.excluded[c] for c in ("name", "price", "currency")}
                 | {"updated_at": func.now()},
             ).returning(products.c.id)
             session.execute(stmt, [{"catalog_id": catalog_pk, **asdict(r)} for r in rows])

@@ -6,6 +6,4 @@ from models.db import alembic_config
 
 
 def upgrade(database_url: str, sql: bool = False) -> None:
-    config = alembic_config(database_url)
-    config.attributes["configure_logging"] = False
-    command.upgrade(config, "head", sql=sql)
+    command.upgrade(alembic_config(database_url), "head", sql=sql)

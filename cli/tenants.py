@@ -56,4 +56,4 @@ def listing(db: Database) -> list[tuple[int, str, str, str | None, str | None, b
             .join(settings, settings.tenant_id == Tenant.id)
             .order_by(Tenant.id)
         ).all()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return list(rows)

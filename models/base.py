@@ -1,8 +1,9 @@
 """Declarative base, shared column types and the constraint naming convention."""
 
 from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, func
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, Table, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -23,6 +24,9 @@ Timestamp = DateTime(timezone=True)
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    if TYPE_CHECKING:
+        # Every model here maps one Table; DeclarativeBase types __table__ as any FromClause.
+        __table__: ClassVar[Table]
 
 
 class Timestamped:

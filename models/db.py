@@ -15,7 +15,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from runtime.config import normalize_database_url
 
@@ -28,7 +30,7 @@ class SchemaOutOfDate(Exception):
     """The database is behind (or ahead of) the migrations this code ships."""
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -120,7 +122,7 @@ def data_folder(package: str) -> Path:
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """Alembic's configuration for the migrations this code ships (alembic.ini is the checkout's, for `alembic`)."""
+    """Alembic settings for the migrations this code ships (alembic.ini serves `alembic` in a checkout)."""
     config = Config()
     config.set_main_option("script_location", str(data_folder(MIGRATIONS)))
     if url:

@@ -25,6 +25,6 @@ class WebhookEvent(Base):
     times_processed: Mapped[int] = mapped_column(Integer, server_default="0")
     processed_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     outcome: Mapped[str | None] = mapped_column(String(16), index=True)
-    notes: Mapped[list | None] = mapped_column(Json)
+    notes: Mapped[list[str] | None] = mapped_column(Json)
     error: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[str | None] = mapped_column(String(64))

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -59,7 +60,7 @@ class WhatsAppMessage(Timestamped, Base):
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(10, 7))
     conversation_id: Mapped[str | None] = mapped_column(String(128))
     pricing_category: Mapped[str | None] = mapped_column(String(64))
-    raw: Mapped[dict | None] = mapped_column(Json)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class WhatsAppMessageStatus(Base):
@@ -74,4 +75,4 @@ class WhatsAppMessageStatus(Base):
     status: Mapped[str] = mapped_column(String(16))
     status_at: Mapped[datetime] = mapped_column(Timestamp)
     recipient_id: Mapped[str | None] = mapped_column(String(64))
-    raw: Mapped[dict | None] = mapped_column(Json)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(Json)

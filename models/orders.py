@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,7 +24,7 @@ class WhatsAppOrder(Timestamped, Base):
     status: Mapped[str] = mapped_column(String(32), server_default="received")
     note: Mapped[str | None] = mapped_column(Text)
     ordered_at: Mapped[datetime] = mapped_column(Timestamp)
-    raw: Mapped[dict | None] = mapped_column(Json)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class WhatsAppOrderItem(Timestamped, Base):

@@ -2,7 +2,9 @@
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -11,7 +13,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, Float, Inspector, Numeric, inspect
 
 from models import Base
-from models.db import PROJECT_ROOT, Database, SchemaOutOfDate, alembic_config, make_engine
+from models.db import Database, SchemaOutOfDate, alembic_config, make_engine
+from tests.processes import PROJECT_ROOT
 
 TABLES = set(Base.metadata.tables)
 
@@ -24,9 +27,7 @@ def engine(fresh_url: str) -> Iterator[Engine]:
 
 
 def migrate(url: str, revision: str, downgrade: bool = False) -> None:
-    config = alembic_config(url)
-    config.attributes["configure_logging"] = False
-    (command.downgrade if downgrade else command.upgrade)(config, revision)
+    (command.downgrade if downgrade else command.upgrade)(alembic_config(url), revision)
 
 
 @pytest.fixture
@@ -125,7 +126,7 @@ def test_money_is_an_exact_decimal(inspector: Inspector, table: str, column: str
 def test_the_sql_can_be_printed_without_a_database() -> None:
     env = dict(os.environ, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
     result = subprocess.run(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "alembic"), "upgrade", "head", "--sql"],
+        [str(Path(sys.executable).parent / "alembic"), "upgrade", "head", "--sql"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
