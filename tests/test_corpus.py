@@ -1,9 +1,8 @@
 """Every sample payload, replayed through HTTP, Redis, a worker and the database, leaves the expected rows."""
 
-import hashlib
 import itertools
 from collections import Counter
-from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -12,44 +11,62 @@ from tests.conftest import PAYLOADS, Pipeline, empty_tables, load_expected, seed
 
 CASES = sorted(p.stem for p in PAYLOADS.glob("*.json"))
 SEQUENCES = sorted(p.name for p in (PAYLOADS / "sequences").iterdir())
+# Expectations that hold what Meta's payload means where workers/parse.py does not store it yet.
+NOT_STORED_YET = {
+    "business_scoped_ids": "a status to a business-scoped id: recipient_user_id is stored as wa_id, not as"
+    " user_id, and the status's contacts[].profile.name is not the row's contact_name",
+    "status_unknown_wamid": "the status's contacts[].profile.name is not the row's contact_name",
+    "unsupported": "the message's errors[0].error_data.details is not kept as failure_details",
+}
+
+
+def _params(names: list[str]) -> list[Any]:
+    return [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=NOT_STORED_YET[n]))
+        if n in NOT_STORED_YET
+        else n
+        for n in names
+    ]
 
 
 def _sequence(name: str) -> list[bytes]:
     return [p.read_bytes() for p in sorted((PAYLOADS / "sequences" / name).glob("*.json"))]
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", _params(CASES))
 def test_case_lands_as_expected(pipeline: Pipeline, case: str) -> None:
     body = (PAYLOADS / f"{case}.json").read_bytes()
     expected = load_expected(f"{case}.json")
     pipeline.replay(body)
     tables.assert_state(pipeline.services.db, expected)
-    assert tables.outcomes(pipeline.services.db) == {hashlib.sha256(body).hexdigest(): expected["outcome"]}
+    event = tables.expected_event(body, expected)
+    assert tables.events(pipeline.services.db) == {event["sha256"]: event}
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_redelivery_changes_nothing(pipeline: Pipeline, case: str) -> None:
+def test_redelivery_changes_nothing_but_the_count_of_runs(pipeline: Pipeline, case: str) -> None:
     body = (PAYLOADS / f"{case}.json").read_bytes()
     pipeline.replay(body)
     first = tables.snapshot(pipeline.services.db)
     pipeline.replay(body)
     pipeline.replay(body)
     assert tables.snapshot(pipeline.services.db) == first
+    event = tables.expected_event(body, load_expected(f"{case}.json"), times_processed=3)
+    assert tables.events(pipeline.services.db) == {event["sha256"]: event}
 
 
-@pytest.mark.parametrize("name", SEQUENCES)
+@pytest.mark.parametrize("name", _params(SEQUENCES))
 def test_sequence_in_every_order(pipeline: Pipeline, name: str) -> None:
-    """Out-of-order statuses: every arrival order ends in the same state and the same counts."""
+    """Out-of-order statuses: every arrival order ends in the same rows and the same counts."""
     expected = load_expected(f"sequences/{name}.json")
     bodies = _sequence(name)
-    states = []
+    events = [tables.expected_event(body, expected) for body in bodies]
     for order in itertools.permutations(bodies):
         _reset(pipeline)
         for body in order:
             pipeline.replay(body)  # one delivery at a time: the order really is the arrival order
         tables.assert_state(pipeline.services.db, expected)
-        states.append(tables.snapshot(pipeline.services.db))
-    assert all(state == states[0] for state in states)
+        assert tables.events(pipeline.services.db) == {e["sha256"]: e for e in events}
 
 
 def test_duplicate_body_is_queued_once(pipeline: Pipeline) -> None:
@@ -62,30 +79,39 @@ def test_duplicate_body_is_queued_once(pipeline: Pipeline) -> None:
 
 
 def test_whole_corpus_in_one_run(pipeline: Pipeline) -> None:
-    """All cases together: every case's rows are there and each day's numbers are the sum of the cases'."""
+    """All cases together: each case's rows as when alone, and each day's numbers the sum of the cases'."""
+    files = {case: [PAYLOADS / f"{case}.json"] for case in CASES if case != "duplicate_of_text"}
+    files |= {name: sorted((PAYLOADS / "sequences" / name).glob("*.json")) for name in SEQUENCES}
+    expectations = {case: load_expected(f"{case}.json") for case in CASES if case in files}
+    expectations |= {name: load_expected(f"sequences/{name}.json") for name in SEQUENCES}
     pipeline.replay(*(p.read_bytes() for p in sorted(PAYLOADS.rglob("*.json"))))
-    expectations = [load_expected(f"{c}.json") for c in CASES if c != "duplicate_of_text"]
-    expectations += [load_expected(f"sequences/{s}.json") for s in SEQUENCES]
-    assert set(tables.messages(pipeline.services.db)) == {
-        m["wamid"] for e in expectations for m in e["messages"]
-    }
-    assert set(tables.orders(pipeline.services.db)) == {o["wamid"] for e in expectations for o in e["orders"]}
-    assert tables.analytics(pipeline.services.db) == _sum_analytics(expectations)
+
+    wanted: dict[str, Any] = {"messages": {}, "statuses": {}, "orders": {}, "analytics": {}}
+    not_stored_yet: set[Any] = set()
+    for case, expected in expectations.items():
+        rows = tables.expected_snapshot(expected)
+        for table in ("messages", "statuses", "orders"):
+            wanted[table] |= rows[table]
+            if case in NOT_STORED_YET:
+                not_stored_yet |= set(rows[table])
+    wanted["analytics"] = _sum_analytics([tables.expected_analytics(e) for e in expectations.values()])
+    tables.assert_same_rows(tables.snapshot(pipeline.services.db), wanted, frozenset(not_stored_yet))
+
+    events = [
+        tables.expected_event(path.read_bytes(), expectations[case])
+        for case, paths in files.items()
+        for path in paths
+    ]
+    assert tables.events(pipeline.services.db) == {e["sha256"]: e for e in events}
 
 
-def _sum_analytics(expectations: list[dict]) -> dict:  # type: ignore[type-arg]
+def _sum_analytics(each: list[dict[str, dict[str, tables.Row]]]) -> dict[str, dict[str, tables.Row]]:
     total: dict[str, dict[str, Counter[str]]] = {}
-    for expected in expectations:
-        for tenant, days in tables.expected_analytics(expected).items():
+    for analytics in each:
+        for tenant, days in analytics.items():
             for day, counters in days.items():
                 total.setdefault(tenant, {}).setdefault(day, Counter()).update(counters)
-    return {
-        tenant: {
-            day: {k: Decimal(v).normalize() if k == "order_revenue" else v for k, v in c.items()}
-            for day, c in days.items()
-        }
-        for tenant, days in total.items()
-    }
+    return {tenant: {day: dict(c) for day, c in days.items()} for tenant, days in total.items()}
 
 
 def _reset(pipeline: Pipeline) -> None:
