@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 PHONE_NUMBER_ID = "100000000000001"
 BASE_TIMESTAMP = int(datetime(2026, 11, 20, 12, tzinfo=UTC).timestamp())
-DAY = BASE_TIMESTAMP // 86400
 
 
 @dataclass
