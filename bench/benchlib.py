@@ -116,9 +116,10 @@ def private_redis(workdir: Path, durable: bool = False) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def throwaway_database() -> Iterator[str]:
-    """A fresh database on the BENCH_POSTGRES_URL server, dropped (WITH FORCE) at the end; yields its URL."""
-    with throwaway.throwaway_database(POSTGRES_ADMIN_DSN, prefix="wahooks_bench") as url:
+def throwaway_database(admin_url: str = POSTGRES_ADMIN_DSN) -> Iterator[str]:
+    """A fresh database on admin_url's server (BENCH_POSTGRES_URL's by default), dropped (WITH FORCE) at
+    the end; yields its URL."""
+    with throwaway.throwaway_database(admin_url, prefix="wahooks_bench") as url:
         yield url
 
 
