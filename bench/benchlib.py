@@ -98,9 +98,12 @@ def entry_point(main: Callable[[], int], name: str) -> None:
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    """The environment for children: ours, minus settings that would change what is measured."""
+    """The environment for children: ours, minus settings that would change what is measured.
+
+    Children import the product from this checkout's root ahead of the editable install, so a
+    benchmark run from an exported commit (git archive) measures that commit."""
     env = {k: v for k, v in os.environ.items() if k not in ("GUNICORN_CMD_ARGS", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(BENCH_DIR)
+    env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR), str(ROOT)])
     env.update(extra)
     return env
 

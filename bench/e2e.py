@@ -509,6 +509,8 @@ def collect(
         cursor.execute(statuses_sql)
         status_rows = cursor.fetchall()
     posts = sorted((p for share in shares for p in share.posts), key=lambda p: p.index)
+    if len(posts) != len(stream.corpus.bodies):
+        raise BenchError(f"the client posted {len(posts)} of {len(stream.corpus.bodies)} bodies (see above)")
     sent_at = {p.index: p.sent for p in posts}
     run = Run(
         stream.name,
@@ -682,7 +684,9 @@ def describe_checkout() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout
 
-    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    if not commit:
+        return f"{ROOT} (not a git checkout)"
     dirty = git("status", "--porcelain", "--untracked-files=no").strip()
     return f"commit {commit}{' with uncommitted changes' if dirty else ''}"
 
