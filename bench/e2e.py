@@ -52,6 +52,7 @@ from benchlib import (
     BENCH_DIR,
     LOOPBACK,
     ROOT,
+    VENV_BIN,
     BenchError,
     Child,
     PostgresServer,
@@ -328,7 +329,7 @@ def deploy_ours(
         WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN,
     )
     port = free_port()
-    argv = web_argv(None, Path(sys.executable).parent, port)
+    argv = web_argv(None, VENV_BIN, port)
     web = start("ours-web", argv, {**env, "PORT": str(port)}, logs / "ours-web.log")
     children = [web]
     stack.enter_context(running(children))
