@@ -12,7 +12,7 @@ from sqlalchemy import select
 from models import WebhookEvent
 from models.db import Database
 from models.events import PROCESSED
-from workers.jobs import process_body, record_failure
+from workers.jobs import process
 from workers.tenants import TenantDirectory
 
 
@@ -48,9 +48,9 @@ def requeue(queue: Queue, job_ids: list[str] | None) -> int:
     return len(ids)
 
 
-def _events(
-    db: Database, include_processed: bool, since: datetime | None, page: int = 200
-) -> Iterator[bytes]:
+def _pages(
+    db: Database, include_processed: bool, since: datetime | None, page: int = 100
+) -> Iterator[list[bytes]]:
     """Stored bodies in arrival order, a page at a time so a large table never sits in memory."""
     last_id = 0
     while True:
@@ -64,7 +64,7 @@ def _events(
         if not rows:
             return
         last_id = rows[-1][0]
-        yield from (body for _, body in rows)
+        yield [body for _, body in rows]
 
 
 def reprocess(
@@ -72,10 +72,9 @@ def reprocess(
 ) -> Counter[str]:
     """Run stored bodies through processing again; idempotent, so rows already stored are never doubled."""
     outcomes: Counter[str] = Counter()
-    for body in _events(db, include_processed, since):
-        try:
-            outcomes[process_body(db, tenants, body, job_id=None).outcome] += 1
-        except Exception as error:  # one bad body must not stop the rest; its row records why
-            record_failure(db, body, error, job_id=None)
-            outcomes[f"error: {type(error).__name__}"] += 1
+    for bodies in _pages(db, include_processed, since):
+        # A page is written like a job's batch; a bad body fails alone and its row records why.
+        written = process(db, tenants, bodies, job_id=None)
+        outcomes.update(result.outcome for result in written.outcomes.values())
+        outcomes.update(f"error: {type(f.error).__name__}" for f in written.failures)
     return outcomes

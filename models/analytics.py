@@ -7,15 +7,12 @@ from sqlalchemy import Date, ForeignKey, Integer, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Id, Money, Timestamped
+from models.statuses import STATUS_RULES
 
-COUNTERS = (
-    "messages_received",
-    "messages_sent",
-    "messages_delivered",
-    "messages_read",
-    "messages_failed",
-    "orders_count",
-)
+MESSAGES_RECEIVED = "messages_received"
+ORDERS_COUNT = "orders_count"
+ORDER_REVENUE = "order_revenue"
+COUNTERS = (MESSAGES_RECEIVED, *(rule.counter for rule in STATUS_RULES), ORDERS_COUNT)
 
 
 class WhatsAppAnalytics(Timestamped, Base):

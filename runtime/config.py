@@ -7,6 +7,9 @@ from urllib.parse import urlsplit
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta documents payloads of up to 3 MB: keep headroom.
 DEFAULT_QUEUE = "whatsapp"
+# Bodies a worker writes in one transaction at most: big enough to amortise a commit, small enough that a
+# batch stays a fraction of a second of work.
+DEFAULT_BATCH_MAX_BODIES = 100
 
 
 class ConfigError(Exception):
@@ -35,6 +38,17 @@ def normalize_database_url(url: str) -> str:
     if scheme == "postgresql+psycopg2" or scheme.startswith("sqlite"):
         return url
     raise ConfigError(f"DATABASE_URL has an unsupported scheme {scheme!r}: use postgresql:// or sqlite:///")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _get(env, name)
+    try:
+        number = int(value) if value else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return number
 
 
 def database_url(env: Mapping[str, str] = os.environ) -> str:
@@ -71,13 +85,7 @@ class WebConfig:
         )
         if not secrets:
             raise ConfigError("WHATSAPP_APP_SECRET holds no secret (only commas or spaces)")
-        limit = _get(env, "WEBHOOK_MAX_BODY_BYTES")
-        try:
-            max_body = int(limit) if limit else DEFAULT_MAX_BODY_BYTES
-        except ValueError:
-            raise ConfigError("WEBHOOK_MAX_BODY_BYTES must be a whole number of bytes") from None
-        if max_body <= 0:
-            raise ConfigError("WEBHOOK_MAX_BODY_BYTES must be positive")
+        max_body = _positive_int(env, "WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
         return cls(
             redis_url=redis_url(env),
             app_secrets=secrets,
@@ -97,6 +105,7 @@ class WorkerConfig:
     queue: str = DEFAULT_QUEUE
     default_phone_number_id: str | None = None
     default_business_name: str = "default"
+    batch_max_bodies: int = DEFAULT_BATCH_MAX_BODIES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "WorkerConfig":
@@ -106,6 +115,7 @@ class WorkerConfig:
             queue=queue_name(env),
             default_phone_number_id=_get(env, "WHATSAPP_PHONE_NUMBER_ID"),
             default_business_name=_get(env, "WHATSAPP_BUSINESS_NAME") or "default",
+            batch_max_bodies=_positive_int(env, "WAHOOKS_BATCH_MAX_BODIES", DEFAULT_BATCH_MAX_BODIES),
         )
 
     def __repr__(self) -> str:

@@ -118,9 +118,17 @@ def test_app_secret_of_only_commas_is_named(value: str) -> None:
 
 
 @pytest.mark.parametrize("value", ["abc", "4MB", "1.5", "0", "-1", "1e6"])
-def test_a_bad_body_limit_is_named(value: str) -> None:
-    with pytest.raises(ConfigError, match="WEBHOOK_MAX_BODY_BYTES"):
-        WebConfig.from_env(env(WEB_ENV, WEBHOOK_MAX_BODY_BYTES=value))
+@pytest.mark.parametrize(
+    ("config", "name"), [(WebConfig, "WEBHOOK_MAX_BODY_BYTES"), (WorkerConfig, "WAHOOKS_BATCH_MAX_BODIES")]
+)
+def test_a_bad_positive_number_is_named(config: type, name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        config.from_env(env(CONFIGS[config], **{name: value}))
+
+
+def test_the_batch_size_is_read_from_the_environment() -> None:
+    assert WorkerConfig.from_env(env(WORKER_ENV)).batch_max_bodies == 100
+    assert WorkerConfig.from_env(env(WORKER_ENV, WAHOOKS_BATCH_MAX_BODIES="250")).batch_max_bodies == 250
 
 
 @pytest.mark.parametrize("value", ["127.0.0.1:6379", "http://127.0.0.1:6379", "postgres://x"])

@@ -5,10 +5,10 @@ from rq.job import Job
 from sqlalchemy import select
 
 from models import WebhookEvent
-from runtime.inbox import JOB_PATH, body_digest
+from runtime.inbox import body_digest
 from tests import tables
 from tests.conftest import PAYLOADS, Pipeline, load_expected
-from workers.jobs import job_options
+from workers.jobs import job_data
 
 BROKEN = b'["a JSON array is not a webhook"]'
 
@@ -19,7 +19,7 @@ def _event(pipeline: Pipeline, body: bytes) -> WebhookEvent:
 
 
 def _enqueue(queue: Queue, bodies: list[bytes]) -> None:
-    queue.enqueue_many([Queue.prepare_data(JOB_PATH, args=(bodies,), **job_options(len(bodies)))])
+    queue.enqueue_many([job_data(bodies)])
 
 
 def _exhaust_retries(queue: Queue) -> Job:

@@ -40,9 +40,8 @@ def test_two_workers_creating_the_default_at_once_make_one_tenant(postgres_backe
     found: list[int] = []
 
     def resolve() -> None:
-        with postgres_backend.db.session() as session:
-            barrier.wait()
-            found.append(directory.resolve(session, {DEFAULT_NUMBER})[DEFAULT_NUMBER])
+        barrier.wait()
+        found.append(directory.resolve(postgres_backend.db, {DEFAULT_NUMBER})[DEFAULT_NUMBER])
 
     threads = [threading.Thread(target=resolve) for _ in range(4)]
     for thread in threads:

@@ -1,7 +1,11 @@
-"""Daily analytics deltas, gathered from rows a transaction really inserted and added in one statement."""
+"""The counting rules: which newly inserted rows move which daily counter, added in one statement.
+
+A counter moves only for a row its transaction really inserted (workers/store.py reports them), so
+Meta's redeliveries and reorderings never count twice. Days are UTC dates of each event's own timestamp.
+"""
 
 from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from functools import cache
 
@@ -9,21 +13,17 @@ from sqlalchemy import Insert, func
 from sqlalchemy.orm import Session
 
 from models import COUNTERS, WhatsAppAnalytics
+from models.analytics import MESSAGES_RECEIVED, ORDER_REVENUE, ORDERS_COUNT
 from models.db import dialect_of, upsert
-
-STATUS_COUNTERS = {
-    "sent": "messages_sent",
-    "delivered": "messages_delivered",
-    "read": "messages_read",
-    "failed": "messages_failed",
-}
+from models.statuses import STATUSES
+from workers.store import Inserted
 
 
 @cache
 def _add_deltas(dialect: str) -> Insert:
     table = WhatsAppAnalytics.__table__
     stmt = upsert(dialect, table)
-    increments = {c: table.c[c] + stmt.excluded[c] for c in (*COUNTERS, "order_revenue")}
+    increments = {c: table.c[c] + stmt.excluded[c] for c in (*COUNTERS, ORDER_REVENUE)}
     return stmt.on_conflict_do_update(
         index_elements=["tenant_id", "date"], set_={**increments, "updated_at": func.now()}
     ).returning(table.c.id)
@@ -36,12 +36,22 @@ class DailyDeltas:
         self._counts: defaultdict[tuple[int, date], Counter[str]] = defaultdict(Counter)
         self._revenue: defaultdict[tuple[int, date], Decimal] = defaultdict(Decimal)
 
-    def count(self, tenant_id: int, when: datetime, counter: str) -> None:
-        self._counts[(tenant_id, when.date())][counter] += 1
+    @classmethod
+    def counting(cls, inserted: Inserted) -> "DailyDeltas":
+        """The rules: a new inbound message, a first sighting of a status, a new order (and its total)."""
+        deltas = cls()
+        for tenant_id, at in inserted.messages:
+            deltas._counts[(tenant_id, at.date())][MESSAGES_RECEIVED] += 1
+        for tenant_id, status, at in inserted.sightings:
+            deltas._counts[(tenant_id, at.date())][STATUSES[status].counter] += 1
+        for order in inserted.orders:
+            day = (order.tenant_id, order.ordered_at.date())
+            deltas._counts[day][ORDERS_COUNT] += 1
+            deltas._revenue[day] += order.total
+        return deltas
 
-    def add_order(self, tenant_id: int, when: datetime, total: Decimal) -> None:
-        self.count(tenant_id, when, "orders_count")
-        self._revenue[(tenant_id, when.date())] += total
+    def __bool__(self) -> bool:
+        return bool(self._counts)
 
     def flush(self, session: Session) -> None:
         """Add every delta with one upsert; rows go in key order so concurrent writers cannot deadlock."""
@@ -52,10 +62,8 @@ class DailyDeltas:
                 "tenant_id": tenant_id,
                 "date": day,
                 **{c: self._counts[(tenant_id, day)][c] for c in COUNTERS},
-                "order_revenue": self._revenue[(tenant_id, day)],
+                ORDER_REVENUE: self._revenue[(tenant_id, day)],
             }
             for tenant_id, day in sorted(self._counts)
         ]
         session.execute(_add_deltas(dialect_of(session)), rows)
-        self._counts.clear()
-        self._revenue.clear()

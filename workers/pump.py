@@ -1,4 +1,9 @@
-"""Move bodies from the Redis inbox into RQ jobs, many bodies a job, atomically."""
+"""Move bodies from the Redis inbox into RQ jobs, many bodies a job, atomically.
+
+Batches size themselves: a job is made only when no job is waiting for a worker, so at low load a body
+becomes a job of its own within milliseconds, and under load the bodies that arrive while every worker is
+busy wait in the inbox and leave it together as the next worker's job (up to max_bodies).
+"""
 
 import logging
 import uuid
@@ -7,8 +12,8 @@ from redis import Redis
 from redis.exceptions import WatchError
 from rq import Queue
 
-from runtime.inbox import JOB_PATH, InboxKeys
-from workers.jobs import job_options
+from runtime.inbox import InboxKeys
+from workers.jobs import job_data
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +23,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+DEFAULT_MAX_BODIES = 100
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
 
 class Pump:
@@ -31,8 +38,8 @@ class Pump:
         self,
         redis: Redis,
         queue: Queue,
-        max_bodies: int = 100,
-        max_bytes: int = 4 * 1024 * 1024,
+        max_bodies: int = DEFAULT_MAX_BODIES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         lock_ms: int = 5000,
     ) -> None:
         self.redis = redis
@@ -43,30 +50,40 @@ class Pump:
         self.lock_ms = lock_ms
         self._release = redis.register_script(_RELEASE)
 
-    def move(self) -> int:
-        """Move up to one job's worth of bodies; return how many moved."""
+    def move(self, only_when_no_job_waits: bool = True) -> int:
+        """Make one job of the oldest waiting bodies, unless a job already waits; return how many moved."""
+        if only_when_no_job_waits and not self._worth_moving():
+            return 0
         token = uuid.uuid4().hex
         if not self.redis.set(self.keys.pump_lock, token, nx=True, px=self.lock_ms):
             return 0
         try:
-            return self._move_locked()
+            return self._move_locked(only_when_no_job_waits)
         except WatchError:
             return 0
         finally:
             self._release(keys=[self.keys.pump_lock], args=[token])
 
-    def _move_locked(self) -> int:
+    def _worth_moving(self) -> bool:
+        """Bodies are waiting and no job is (one round trip: this runs every few milliseconds when idle)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.llen(self.queue.key)
+            pipe.llen(self.keys.inbox)
+            jobs_waiting, bodies_waiting = pipe.execute()
+        return not jobs_waiting and bool(bodies_waiting)
+
+    def _move_locked(self, only_when_no_job_waits: bool) -> int:
         with self.redis.pipeline() as pipe:
             pipe.watch(self.keys.pump_lock)
+            if only_when_no_job_waits and pipe.llen(self.queue.key):
+                return 0  # another pump made a job since we looked
             # The web app pushes at the head, so the tail holds the oldest bodies.
             oldest_first = list(reversed(pipe.lrange(self.keys.inbox, -self.max_bodies, -1)))
             batch = self._fit(oldest_first)
             if not batch:
                 return 0
             pipe.multi()
-            self.queue.enqueue_many(
-                [Queue.prepare_data(JOB_PATH, args=(batch,), **job_options(len(batch)))], pipeline=pipe
-            )
+            self.queue.enqueue_many([job_data(batch)], pipeline=pipe)
             pipe.ltrim(self.keys.inbox, 0, -(len(batch) + 1))
             pipe.execute()
         log.debug("moved bodies from the inbox", extra={"count": len(batch)})
@@ -82,9 +99,9 @@ class Pump:
         return bodies
 
     def drain(self) -> int:
-        """Move everything waiting now (for the embedded mode and tests)."""
-        moved = total = self.move()
+        """Move everything waiting now into jobs (burst mode: the worker then stops when they are done)."""
+        moved = total = self.move(only_when_no_job_waits=False)
         while moved:
-            moved = self.move()
+            moved = self.move(only_when_no_job_waits=False)
             total += moved
         return total

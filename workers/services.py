@@ -19,6 +19,7 @@ class Services:
     queue: Queue
     inbox: Inbox
     tenants: TenantDirectory
+    batch_max_bodies: int
 
     @classmethod
     def build(
@@ -31,6 +32,7 @@ class Services:
             queue=Queue(config.queue, connection=redis),
             inbox=Inbox(redis, config.queue),
             tenants=TenantDirectory(config.default_phone_number_id, config.default_business_name),
+            batch_max_bodies=config.batch_max_bodies,
         )
 
 

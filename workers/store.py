@@ -1,14 +1,18 @@
-"""Write routed updates with a few bulk statements per body; every counter moves only for rows inserted.
+"""Write routed updates with one bulk statement per kind, whatever number of bodies they came from.
 
-The statements are built once per dialect and reused: building an upsert costs more than running it.
+The store decides nothing about counting: it reports what its statements really inserted (`Inserted`),
+and workers/analytics.py turns that into counters. Every statement takes its rows deduplicated and in
+key order, so concurrent transactions lock rows in the same order and cannot deadlock. The statements are
+built once per dialect and reused: building an upsert costs more than running it.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import Insert, Select, Update, and_, bindparam, case, func, select, update
+from sqlalchemy import Insert, Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from models import (
@@ -22,17 +26,14 @@ from models import (
     WhatsAppProduct,
 )
 from models.db import dialect_of, upsert
-from workers.analytics import STATUS_COUNTERS, DailyDeltas
+from models.statuses import SENT, STATUS_RULES, STATUSES
 from workers.events import Message, Status
 
 RECEIVED = "received"
-SENT = "sent"
-# A status only moves forward along this order; failed is terminal.
-STATUS_RANK = {SENT: 1, "delivered": 2, "read": 3, "failed": 4}
-TIMESTAMP_COLUMN = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
+STATUS_RANK = {rule.status: rule.rank for rule in STATUS_RULES}
 # Filled in by the first status seen with a value, never overwritten by a later one.
 FIRST_VALUE_COLUMNS = (
-    *TIMESTAMP_COLUMN.values(),
+    *(rule.time_column for rule in STATUS_RULES),
     "wa_id",
     "failure_code",
     "failure_title",
@@ -55,12 +56,31 @@ ORDERS = WhatsAppOrder.__table__
 SIGHTINGS = WhatsAppMessageStatus.__table__
 
 
-@dataclass(frozen=True)
+@dataclass
 class Routed:
-    """Everything in one body that belongs to a known tenant."""
+    """Every update of a batch of bodies that belongs to a known tenant."""
 
-    messages: list[tuple[int, Message]]
-    statuses: list[tuple[int, Status]]
+    messages: list[tuple[int, Message]] = field(default_factory=list)
+    statuses: list[tuple[int, Status]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.messages) + len(self.statuses)
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    tenant_id: int
+    ordered_at: datetime
+    total: Decimal
+
+
+@dataclass
+class Inserted:
+    """What the statements of one transaction really inserted: the only rows that may move a counter."""
+
+    messages: list[tuple[int, datetime]] = field(default_factory=list)  # (tenant, message time) inbound
+    sightings: list[tuple[int, str, datetime]] = field(default_factory=list)  # (tenant, status, status time)
+    orders: list[NewOrder] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -69,7 +89,6 @@ class Statements:
     echoes: Insert
     orders: Insert
     order_items: Insert
-    link_order: Update
     products: Select
     sightings: Insert
     advance: Insert
@@ -89,7 +108,7 @@ def statements(dialect: str) -> Statements:
     return Statements(
         inbound=upsert(dialect, MESSAGES)
         .on_conflict_do_nothing(index_elements=["wamid"])
-        .returning(MESSAGES.c.wamid, MESSAGES.c.tenant_id, MESSAGES.c.message_at),
+        .returning(MESSAGES.c.tenant_id, MESSAGES.c.message_at),
         # Echoes may arrive after a status made a bare row for their wamid: fill in what it lacks.
         echoes=echoes.on_conflict_do_update(
             index_elements=["wamid"],
@@ -98,8 +117,8 @@ def statements(dialect: str) -> Statements:
         orders=upsert(dialect, ORDERS)
         .on_conflict_do_nothing(index_elements=["wamid"])
         .returning(ORDERS.c.wamid, ORDERS.c.id),
-        order_items=WhatsAppOrderItem.__table__.insert(),
-        link_order=update(MESSAGES).where(MESSAGES.c.wamid == bindparam("w")).values(order_id=bindparam("o")),
+        # RETURNING makes SQLAlchemy send all rows in one multi-row INSERT rather than one per row.
+        order_items=WhatsAppOrderItem.__table__.insert().returning(WhatsAppOrderItem.__table__.c.id),
         products=select(
             WhatsAppCatalog.tenant_id,
             WhatsAppCatalog.catalog_id,
@@ -123,23 +142,37 @@ def statements(dialect: str) -> Statements:
     )
 
 
-def store(session: Session, routed: Routed, deltas: DailyDeltas) -> None:
+def store(session: Session, routed: Routed) -> Inserted:
+    """Write every routed update; report which rows were new."""
     sql = statements(dialect_of(session))
-    inbound = [(t, m) for t, m in routed.messages if m.direction == INBOUND]
-    echoes = [(t, m) for t, m in routed.messages if m.direction == OUTBOUND]
-    new_inbound = _insert_inbound(session, sql, inbound, deltas)
+    inserted = Inserted()
+    inbound = _by_wamid((t, m) for t, m in routed.messages if m.direction == INBOUND)
+    echoes = _by_wamid((t, m) for t, m in routed.messages if m.direction == OUTBOUND)
+    # Orders first, so that a new order message is inserted already pointing at its order.
+    order_ids = _insert_orders(session, sql, inbound, inserted)
+    if inbound:
+        rows = [_message_row(t, m, RECEIVED, order_ids.get(m.wamid)) for t, m in inbound]
+        inserted.messages = [(t, _utc(at)) for t, at in session.execute(sql.inbound, rows)]
     if echoes:
-        session.execute(sql.echoes, _by_wamid(_message_row(t, m, SENT) for t, m in echoes))
-    _insert_orders(session, sql, [(t, m) for t, m in inbound if m.wamid in new_inbound], deltas)
+        session.execute(sql.echoes, [_message_row(t, m, SENT) for t, m in echoes])
     # An echo is a message the business sent: it counts as `sent` exactly like a sent status.
     echo_statuses = [(t, Status(m.wamid, SENT, m.timestamp, m.wa_id)) for t, m in echoes]
-    statuses = [(t, s) for t, s in routed.statuses + echo_statuses if s.status in STATUS_RANK]
+    statuses = [(t, s) for t, s in routed.statuses + echo_statuses if s.status in STATUSES]
     if statuses:
-        _record_first_sightings(session, sql, statuses, deltas)
+        _record_first_sightings(session, sql, statuses, inserted)
         _advance_messages(session, sql, statuses)
+    return inserted
 
 
-def _message_row(tenant_id: int, m: Message, status: str) -> dict[str, object]:
+def _by_wamid(messages: Iterable[tuple[int, Message]]) -> list[tuple[int, Message]]:
+    """The first of each wamid, sorted by wamid."""
+    first: dict[str, tuple[int, Message]] = {}
+    for tenant_id, message in messages:
+        first.setdefault(message.wamid, (tenant_id, message))
+    return [first[w] for w in sorted(first)]
+
+
+def _message_row(tenant_id: int, m: Message, status: str, order_id: int | None = None) -> dict[str, object]:
     c = m.content
     return {
         "tenant_id": tenant_id,
@@ -151,6 +184,7 @@ def _message_row(tenant_id: int, m: Message, status: str) -> dict[str, object]:
         "contact_name": m.contact_name,
         "body": c.body,
         "status": status,
+        "order_id": order_id,
         "message_at": m.timestamp,
         "sent_at": m.timestamp if status == SENT else None,
         "context_wamid": m.context_wamid,
@@ -167,29 +201,17 @@ def _message_row(tenant_id: int, m: Message, status: str) -> dict[str, object]:
     }
 
 
-def _by_wamid(rows: Iterable[dict[str, object]]) -> list[dict[str, object]]:
-    """One row per wamid, sorted, so that concurrent transactions lock rows in the same order."""
-    return sorted({str(r["wamid"]): r for r in reversed(list(rows))}.values(), key=lambda r: str(r["wamid"]))
-
-
-def _insert_inbound(
-    session: Session, sql: Statements, inbound: list[tuple[int, Message]], deltas: DailyDeltas
-) -> set[str]:
-    if not inbound:
-        return set()
-    inserted = session.execute(sql.inbound, _by_wamid(_message_row(t, m, RECEIVED) for t, m in inbound)).all()
-    for _, tenant_id, message_at in inserted:
-        deltas.count(tenant_id, _utc(message_at), "messages_received")
-    return {wamid for wamid, _, _ in inserted}
-
-
 def _insert_orders(
-    session: Session, sql: Statements, messages: list[tuple[int, Message]], deltas: DailyDeltas
-) -> None:
-    """One order per new order message, its items linked to the tenant's products where we know them."""
-    orders = [(t, m, m.content.order) for t, m in messages if m.content.order is not None]
+    session: Session, sql: Statements, inbound: list[tuple[int, Message]], inserted: Inserted
+) -> dict[str, int]:
+    """One order per order message, its items linked to the tenant's products where we know them.
+
+    Returns the ids of the orders this transaction inserted, by wamid; an order already stored is left
+    alone, and so is its message (inserted with it).
+    """
+    orders = [(t, m, m.content.order) for t, m in inbound if m.content.order is not None]
     if not orders:
-        return
+        return {}
     rows = [
         {
             "tenant_id": t,
@@ -202,17 +224,17 @@ def _insert_orders(
             "ordered_at": m.timestamp,
             "raw": m.raw.get("order"),
         }
-        for t, m, o in sorted(orders, key=lambda x: x[1].wamid)
+        for t, m, o in orders
     ]
-    order_ids = dict(session.execute(sql.orders, rows).all())
+    order_ids: dict[str, int] = {wamid: oid for wamid, oid in session.execute(sql.orders, rows)}
     if not order_ids:
-        return
+        return {}
     products = _product_ids(session, sql, [(t, o.catalog_id) for t, _, o in orders])
     items = []
     for tenant_id, message, order in orders:
         if message.wamid not in order_ids:
             continue
-        deltas.add_order(tenant_id, message.timestamp, order.total)
+        inserted.orders.append(NewOrder(tenant_id, message.timestamp, order.total))
         items += [
             {
                 "order_id": order_ids[message.wamid],
@@ -227,7 +249,7 @@ def _insert_orders(
         ]
     if items:
         session.execute(sql.order_items, items)
-    session.execute(sql.link_order, [{"w": wamid, "o": oid} for wamid, oid in sorted(order_ids.items())])
+    return order_ids
 
 
 def _product_ids(
@@ -242,9 +264,9 @@ def _product_ids(
 
 
 def _record_first_sightings(
-    session: Session, sql: Statements, statuses: list[tuple[int, Status]], deltas: DailyDeltas
+    session: Session, sql: Statements, statuses: list[tuple[int, Status]], inserted: Inserted
 ) -> None:
-    """A (wamid, status) row is inserted once ever; only an insert moves its counter."""
+    """A (wamid, status) row is inserted once ever, with the earliest time this batch saw it."""
     first: dict[tuple[str, str], dict[str, object]] = {}
     for tenant_id, s in sorted(statuses, key=lambda ts: ts[1].timestamp, reverse=True):
         first[(s.wamid, s.status)] = {
@@ -255,8 +277,8 @@ def _record_first_sightings(
             "recipient_id": s.recipient_id,
             "raw": s.raw,
         }
-    for tenant_id, status, status_at in session.execute(sql.sightings, [first[k] for k in sorted(first)]):
-        deltas.count(tenant_id, _utc(status_at), STATUS_COUNTERS[status])
+    rows = session.execute(sql.sightings, [first[k] for k in sorted(first)])
+    inserted.sightings = [(tenant_id, status, _utc(at)) for tenant_id, status, at in rows]
 
 
 def _advance_messages(session: Session, sql: Statements, statuses: list[tuple[int, Status]]) -> None:
@@ -267,7 +289,7 @@ def _advance_messages(session: Session, sql: Statements, statuses: list[tuple[in
         if STATUS_RANK[s.status] > STATUS_RANK.get(str(row["status"]), 0):
             row["status"] = s.status
         for column, value in (
-            (TIMESTAMP_COLUMN[s.status], s.timestamp),
+            (STATUSES[s.status].time_column, s.timestamp),
             ("wa_id", s.recipient_id),
             ("failure_code", s.error_code),
             ("failure_title", s.error_title),
@@ -291,5 +313,5 @@ def _bare_outbound_row(tenant_id: int, wamid: str) -> dict[str, object]:
 
 
 def _utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back naive; they were written in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """In UTC, whatever the session's time zone; SQLite hands timestamps back naive, written in UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from models import Tenant, WhatsAppBusinessSettings
+from models.db import Database
 
 log = logging.getLogger(__name__)
 # How long a worker trusts what it learnt of a number: a new or deactivated tenant takes effect within it.
@@ -18,15 +18,11 @@ REMEMBER_SECONDS = 10.0
 @dataclass(frozen=True)
 class _Known:
     tenant_id: int | None  # None: unknown or inactive
-    exists: bool
     until: float
 
 
-_UNKNOWN = _Known(None, False, 0.0)
-
-
 class TenantDirectory:
-    """Phone number id -> tenant, remembered for a few seconds: every body asks, tenants rarely change."""
+    """Phone number id -> tenant, remembered for a few seconds: every batch asks, tenants rarely change."""
 
     def __init__(
         self,
@@ -39,50 +35,48 @@ class TenantDirectory:
         self.remember_seconds = remember_seconds
         self._known: dict[str, _Known] = {}
 
-    def resolve(self, session: Session, phone_number_ids: set[str]) -> dict[str, int]:
-        """Map each phone number id to its active tenant; unknown and inactive numbers are left out."""
+    def resolve(self, db: Database, phone_number_ids: set[str]) -> dict[str, int]:
+        """Map each phone number id to its active tenant; unknown and inactive numbers are left out.
+
+        Looks up (and creates the default tenant) in transactions of its own, committed before the caller
+        writes anything, so what it remembers always exists.
+        """
         now = time.monotonic()
-        stale = {p for p in phone_number_ids if self._known.get(p, _UNKNOWN).until <= now}
+        stale = {p for p in phone_number_ids if p not in self._known or self._known[p].until <= now}
         if stale:
-            rows = self._lookup(session, stale)
+            found = self._lookup(db, stale)
+            default = self.default_phone_number_id
+            if default in stale and default not in found:
+                found[default] = (self._create_default(db, default), True)
+            until = time.monotonic() + self.remember_seconds
             for pnid in stale:
-                tenant_id, active = rows.get(pnid, (None, False))
-                self._known[pnid] = _Known(
-                    tenant_id if active else None, pnid in rows, now + self.remember_seconds
-                )
-        found = {p: self._known[p].tenant_id for p in phone_number_ids}
-        default = self.default_phone_number_id
-        if default in phone_number_ids and not self._known[default].exists:
-            # Not remembered: the transaction creating it may yet roll back.
-            found[default] = self._create_default(session, default)
-        return {pnid: tenant_id for pnid, tenant_id in found.items() if tenant_id is not None}
+                tenant_id, active = found.get(pnid, (None, False))
+                self._known[pnid] = _Known(tenant_id if active else None, until)
+        resolved = {p: self._known[p].tenant_id for p in phone_number_ids}
+        return {pnid: tenant_id for pnid, tenant_id in resolved.items() if tenant_id is not None}
 
-    def _lookup(self, session: Session, phone_number_ids: set[str]) -> dict[str, tuple[int, bool]]:
+    def _lookup(self, db: Database, phone_number_ids: set[str]) -> dict[str, tuple[int, bool]]:
         settings = WhatsAppBusinessSettings
-        rows = session.execute(
-            select(settings.phone_number_id, settings.tenant_id, settings.is_active).where(
-                settings.phone_number_id.in_(phone_number_ids)
+        with db.session() as session:
+            rows = session.execute(
+                select(settings.phone_number_id, settings.tenant_id, settings.is_active).where(
+                    settings.phone_number_id.in_(phone_number_ids)
+                )
             )
-        )
-        return {pnid: (tenant_id, active) for pnid, tenant_id, active in rows}
+            return {pnid: (tenant_id, active) for pnid, tenant_id, active in rows}
 
-    def _create_default(self, session: Session, phone_number_id: str) -> int:
+    def _create_default(self, db: Database, phone_number_id: str) -> int:
         """Create the default tenant; if another worker wins the race, use theirs."""
         try:
-            with session.begin_nested():
+            with db.session() as session:
                 tenant = Tenant(name=self.default_name)
                 session.add(tenant)
                 session.flush()
                 session.add(WhatsAppBusinessSettings(tenant_id=tenant.id, phone_number_id=phone_number_id))
-                session.flush()
         except IntegrityError:
-            winner = session.scalar(
-                select(WhatsAppBusinessSettings.tenant_id).where(
-                    WhatsAppBusinessSettings.phone_number_id == phone_number_id
-                )
-            )
+            winner = self._lookup(db, {phone_number_id}).get(phone_number_id)
             assert winner is not None, "the unique phone_number_id conflicted, so its row exists"
-            return winner
+            return winner[0]
         log.info(
             "created the default tenant", extra={"tenant": tenant.id, "phone_number_id": phone_number_id}
         )

@@ -1,0 +1,167 @@
+"""Many bodies in one transaction: exact whatever shares a batch, and one poison body never costs the rest."""
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import fakeredis
+import pytest
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import event, func, select, text
+
+from models import WebhookEvent, WhatsAppMessage
+from runtime.inbox import Inbox, body_digest
+from tests import generate, tables
+from tests.conftest import (
+    PAYLOADS,
+    TENANT_A,
+    Backend,
+    Pipeline,
+    empty_tables,
+    load_expected,
+    make_pipeline,
+    seed,
+)
+from workers.jobs import job_data
+from workers.pump import Pump
+from workers.tenants import TenantDirectory
+
+POISON_WAMID = "wamid.POISON"
+DAY = datetime.fromtimestamp(generate.BASE_TIMESTAMP, UTC).date().isoformat()
+
+
+@pytest.fixture
+def statements(backend: Backend) -> Iterator[list[str]]:
+    """Every SQL statement the engine sends while the test runs."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        sent.append(statement)
+
+    event.listen(backend.db.engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(backend.db.engine, "before_cursor_execute", record)
+
+
+def _single_messages(count: int) -> list[bytes]:
+    return generate.bodies(count, messages_per_body=1, statuses_per_body=0).bodies
+
+
+def test_a_batch_of_bodies_costs_a_few_statements_not_a_few_per_body(
+    pipeline: Pipeline, statements: list[str]
+) -> None:
+    bodies = _single_messages(50)
+    pipeline.deliver(*bodies)
+    statements.clear()
+    pipeline.drain()
+    writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    # The messages, the day's analytics, the raw bodies: one statement each for all 50 bodies.
+    assert len(writes) == 3, writes
+    assert len(tables.messages(pipeline.services.db)) == 50
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (PAYLOADS / "sequences").iterdir()))
+def test_a_sequence_delivered_in_one_batch_counts_once_in_every_order(pipeline: Pipeline, name: str) -> None:
+    bodies = [p.read_bytes() for p in sorted((PAYLOADS / "sequences" / name).glob("*.json"))]
+    expected = load_expected(f"sequences/{name}.json")
+    for order in itertools.permutations(bodies):
+        empty_tables(pipeline.services.db)
+        seed(pipeline.services.db)
+        pipeline.replay(*order, *order)  # every body twice, all in one job
+        tables.assert_state(pipeline.services.db, expected)
+
+
+@pytest.fixture
+def poisoned(postgres_backend: Backend) -> Iterator[Backend]:
+    """A database that refuses one wamid, as it would refuse any value it cannot store."""
+    with postgres_backend.db.session() as session:
+        session.execute(
+            text(
+                "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                f" IF NEW.wamid = '{POISON_WAMID}' THEN RAISE EXCEPTION 'poison body'; END IF;"
+                " RETURN NEW; END $$"
+            )
+        )
+        session.execute(
+            text(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON whatsapp_messages"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+            )
+        )
+    try:
+        yield postgres_backend
+    finally:
+        with postgres_backend.db.session() as session:
+            session.execute(text("DROP TRIGGER refuse_poison ON whatsapp_messages"))
+            session.execute(text("DROP FUNCTION refuse_poison()"))
+
+
+def test_a_poison_body_in_a_batch_of_100_fails_alone(poisoned: Backend) -> None:
+    seed(poisoned.db)
+    pipeline = make_pipeline(poisoned)
+    good = _single_messages(99)
+    poison = (
+        (PAYLOADS / "text_reply.json").read_bytes().replace(b"wamid.HBgLTEXT-REPLY-1", POISON_WAMID.encode())
+    )
+    queue = pipeline.services.queue
+    queue.enqueue_many([job_data([*good[:50], poison, *good[50:]])])
+    pipeline.drain()
+
+    stored = tables.messages(poisoned.db)
+    assert len(stored) == 99 and POISON_WAMID not in stored
+    assert tables.analytics(poisoned.db) == {"A": {DAY: {"messages_received": 99}}}
+    outcomes = tables.outcomes(poisoned.db)
+    assert sorted(outcomes.values()) == ["failed"] + ["processed"] * 99
+    with poisoned.db.session() as session:
+        error = session.scalar(select(WebhookEvent.error).where(WebhookEvent.sha256 == body_digest(poison)))
+    assert error is not None and "poison body" in error
+
+    # The poison body alone waits for its retries, and ends in the failed registry when they run out.
+    (job_id,) = queue.scheduled_job_registry.get_job_ids() + queue.get_job_ids()
+    job = Job.fetch(job_id, connection=queue.connection)
+    assert job.args == ([poison],)
+    job.retries_left = 0
+    job.save()
+    if job_id in queue.scheduled_job_registry:
+        queue.scheduled_job_registry.remove(job)
+        queue.enqueue_job(job)
+    pipeline.drain()
+    assert queue.failed_job_registry.get_job_ids() == [job_id]
+    with poisoned.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(WhatsAppMessage)) == 99
+
+
+def test_the_default_tenant_once_created_is_remembered(backend: Backend, statements: list[str]) -> None:
+    directory = TenantDirectory(TENANT_A.phone_number_id, "Solo")
+    created = directory.resolve(backend.db, {TENANT_A.phone_number_id})
+    statements.clear()
+    assert directory.resolve(backend.db, {TENANT_A.phone_number_id}) == created
+    assert statements == []
+
+
+class TestPump:
+    @pytest.fixture
+    def redis(self) -> fakeredis.FakeRedis:
+        return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+    def test_waits_while_a_job_is_waiting_then_takes_everything(self, redis: fakeredis.FakeRedis) -> None:
+        queue = Queue("q", connection=redis)
+        inbox, pump = Inbox(redis, "q"), Pump(redis, queue, max_bodies=100)
+        inbox.push(b'{"n": 0}')
+        assert pump.move() == 1
+        for n in range(1, 31):
+            inbox.push(f'{{"n": {n}}}'.encode())
+        assert pump.move() == 0  # a worker has not taken the first job yet: let the batch grow
+        queue.pop_job_id()
+        assert pump.move() == 30
+        (job,) = [Job.fetch(j, connection=redis) for j in queue.get_job_ids()]
+        assert job.args == ([f'{{"n": {n}}}'.encode() for n in range(1, 31)],)  # oldest first
+
+    def test_a_batch_stops_at_the_configured_maximum(self, redis: fakeredis.FakeRedis) -> None:
+        queue = Queue("q", connection=redis)
+        inbox, pump = Inbox(redis, "q"), Pump(redis, queue, max_bodies=7)
+        for n in range(10):
+            inbox.push(f'{{"n": {n}}}'.encode())
+        assert pump.move() == 7
+        assert inbox.depth() == 3
