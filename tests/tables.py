@@ -6,16 +6,21 @@ column it leaves out must hold its default (NULL, or the column's server default
 wrongly fails whether or not anybody thought of it.
 """
 
+import argparse
 import hashlib
 import json
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import fakeredis
 from sqlalchemy import Boolean, Column, DateTime, Numeric, Table, select
 from sqlalchemy.orm import Session
 
+from cli.migrate import upgrade
 from models import (
     Base,
     WebhookEvent,
@@ -29,7 +34,7 @@ from models import (
     WhatsAppProduct,
 )
 from models.db import Database
-from tests.conftest import PAYLOADS
+from tests.conftest import EXPECTED, PAYLOADS, Backend, make_pipeline, seed
 
 Row = dict[str, Any]
 
@@ -149,7 +154,7 @@ def snapshot(db: Database) -> dict[str, Any]:
 # What an expectation file stands for.
 
 
-def resolve(ref: str) -> Any:
+def _resolve(ref: str) -> Any:
     """A JSON Reference `FILE#/json/pointer` (RFC 6901), FILE relative to the payloads folder."""
     file, _, pointer = ref.partition("#")
     node = json.loads((PAYLOADS / file).read_bytes())
@@ -172,7 +177,7 @@ def _default(column: Column[Any]) -> Any:
 def _value(column: Column[Any], value: Any) -> Any:
     """An expectation's JSON value as the column's Python value."""
     if isinstance(value, dict) and set(value) == {"$ref"}:
-        return resolve(value["$ref"])
+        return _resolve(value["$ref"])
     if value is None or column.name in LINKS:
         return value
     if isinstance(column.type, DateTime):
@@ -331,15 +336,6 @@ def draft(db: Database, files: list[str]) -> dict[str, Any]:
 def main() -> None:
     """`python -m tests.tables CASE...`: replay each case (a payload file's stem, or `sequences/<name>`) into
     SQLite and print the expectation file it drafts, or write it with --write."""
-    import argparse
-    import tempfile
-    from pathlib import Path
-
-    import fakeredis
-
-    from cli.migrate import upgrade
-    from tests.conftest import EXPECTED, Backend, make_pipeline, seed
-
     parser = argparse.ArgumentParser(prog="python -m tests.tables", description=main.__doc__)
     parser.add_argument("cases", nargs="+")
     parser.add_argument("--write", action="store_true", help="write tests/expected/CASE.json")
