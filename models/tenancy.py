@@ -1,7 +1,7 @@
 """Tenants and the WhatsApp Business settings that route events to them."""
 
 from sqlalchemy import Boolean, ForeignKey, String, Text, false, true
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Id, Timestamped
 
@@ -11,8 +11,6 @@ class Tenant(Timestamped, Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-
-    settings: Mapped["WhatsAppBusinessSettings | None"] = relationship(back_populates="tenant")
 
 
 class WhatsAppBusinessSettings(Timestamped, Base):
@@ -28,5 +26,3 @@ class WhatsAppBusinessSettings(Timestamped, Base):
     language_code: Mapped[str] = mapped_column(String(16), server_default="en")
     greeting_message: Mapped[str | None] = mapped_column(Text)
     mark_read_on_receipt: Mapped[bool] = mapped_column(Boolean, server_default=false())
-
-    tenant: Mapped[Tenant] = relationship(back_populates="settings")

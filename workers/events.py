@@ -1,6 +1,7 @@
 """Typed updates parsed out of a webhook body: everything after parse.py works on these."""
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -88,12 +89,10 @@ class Change:
     """One `changes[]` item: the updates for one business phone number."""
 
     field: str
-    waba_id: str | None
     phone_number_id: str | None
-    display_phone_number: str | None
-    messages: list[Message] = field(default_factory=list)
-    statuses: list[Status] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    messages: list[Message] = dataclasses.field(default_factory=list)
+    statuses: list[Status] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def update_count(self) -> int:
@@ -104,5 +103,5 @@ class Change:
 class Envelope:
     """A whole webhook body: its changes and what could not be parsed, in order."""
 
-    changes: list[Change] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    changes: list[Change] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)

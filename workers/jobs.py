@@ -4,20 +4,17 @@ import logging
 import time
 from collections import Counter
 
-from redis.exceptions import RedisError
 from rq import Queue, Retry, get_current_job
 from rq.queue import EnqueueData
 
 from models.db import Database
 from runtime.inbox import JOB_PATH, body_digest
 from workers import services
-from workers.batch import TRANSIENT_DB, Body, Failure, Written, record_failure, write
+from workers.batch import Body, Failure, Written, record_failure, write
 from workers.tenants import TenantDirectory
 
 log = logging.getLogger(__name__)
 
-# Errors that say "not now" rather than "never": the job is retried with backoff.
-TRANSIENT = (*TRANSIENT_DB, RedisError)
 RETRY = Retry(max=6, interval=[1, 2, 5, 10, 20, 40])
 JOB_TIMEOUT_SECONDS = 300
 RESULT_TTL_SECONDS = 10

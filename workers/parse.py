@@ -272,13 +272,11 @@ FIELD_PARSERS: dict[str, Callable[[Change, RawJson, dict[str, str], str], None]]
 }
 
 
-def _change(raw: RawJson, waba_id: str | None, where: str) -> Change:
+def _change(raw: RawJson, where: str) -> Change:
     field = _str(raw.get("field")) or "unknown"
     value = _dict(raw.get("value"))
     metadata = _dict(value.get("metadata"))
-    change = Change(
-        field, waba_id, _str(metadata.get("phone_number_id")), _str(metadata.get("display_phone_number"))
-    )
+    change = Change(field, _str(metadata.get("phone_number_id")))
     for error in _list(value.get("errors")):
         code, title, details = _first_error([error])
         log.warning("Meta reported a webhook error %s %s: %s", code, title, details, extra={"event": where})
@@ -305,7 +303,6 @@ def parse(body: bytes) -> Envelope:
         envelope.skipped.append("entry: missing or not a list")
         return envelope
     for e, entry in enumerate(map(_dict, entries)):
-        waba_id = _str(entry.get("id"))
         for c, raw_change in enumerate(_list(entry.get("changes"))):
-            envelope.changes.append(_change(_dict(raw_change), waba_id, f"entry[{e}].changes[{c}]"))
+            envelope.changes.append(_change(_dict(raw_change), f"entry[{e}].changes[{c}]"))
     return envelope

@@ -7,6 +7,7 @@ busy wait in the inbox and leave it together as the next worker's job (up to max
 
 import logging
 import uuid
+from typing import cast
 
 from redis import Redis
 from redis.exceptions import WatchError
@@ -78,7 +79,9 @@ class Pump:
             if only_when_no_job_waits and pipe.llen(self.queue.key):
                 return 0  # another pump made a job since we looked
             # The web app pushes at the head, so the tail holds the oldest bodies.
-            oldest_first = list(reversed(pipe.lrange(self.keys.inbox, -self.max_bodies, -1)))
+            # Our clients never decode responses: bodies come back as the bytes the web app pushed.
+            waiting = cast(list[bytes], pipe.lrange(self.keys.inbox, -self.max_bodies, -1))
+            oldest_first = list(reversed(waiting))
             batch = self._fit(oldest_first)
             if not batch:
                 return 0

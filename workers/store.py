@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import Insert, Select, and_, bindparam, case, func, select
+from sqlalchemy import Case, ColumnElement, Insert, Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from models import (
@@ -89,12 +89,12 @@ class Statements:
     echoes: Insert
     orders: Insert
     order_items: Insert
-    products: Select
+    products: Select[int, str, str, int]
     sightings: Insert
     advance: Insert
 
 
-def _rank(column):  # type: ignore[no-untyped-def]
+def _rank(column: ColumnElement[str]) -> Case[int]:
     return case(STATUS_RANK, value=column, else_=0)
 
 
