@@ -11,29 +11,11 @@ from tests.conftest import PAYLOADS, Pipeline, empty_tables, load_expected, seed
 
 CASES = sorted(p.stem for p in PAYLOADS.glob("*.json"))
 SEQUENCES = sorted(p.name for p in (PAYLOADS / "sequences").iterdir())
-# Expectations that hold what Meta's payload means where workers/parse.py does not store it yet.
-NOT_STORED_YET = {
-    "business_scoped_ids": "a status to a business-scoped id: recipient_user_id is stored as wa_id, not as"
-    " user_id, and the status's contacts[].profile.name is not the row's contact_name",
-    "status_unknown_wamid": "the status's contacts[].profile.name is not the row's contact_name",
-    "unsupported": "the message's errors[0].error_data.details is not kept as failure_details",
-}
-
-
-def _params(names: list[str]) -> list[Any]:
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=NOT_STORED_YET[n]))
-        if n in NOT_STORED_YET
-        else n
-        for n in names
-    ]
-
-
 def _sequence(name: str) -> list[bytes]:
     return [p.read_bytes() for p in sorted((PAYLOADS / "sequences" / name).glob("*.json"))]
 
 
-@pytest.mark.parametrize("case", _params(CASES))
+@pytest.mark.parametrize("case", CASES)
 def test_case_lands_as_expected(pipeline: Pipeline, case: str) -> None:
     body = (PAYLOADS / f"{case}.json").read_bytes()
     expected = load_expected(f"{case}.json")
@@ -55,7 +37,7 @@ def test_redelivery_changes_nothing_but_the_count_of_runs(pipeline: Pipeline, ca
     assert tables.events(pipeline.services.db) == {event["sha256"]: event}
 
 
-@pytest.mark.parametrize("name", _params(SEQUENCES))
+@pytest.mark.parametrize("name", SEQUENCES)
 def test_sequence_in_every_order(pipeline: Pipeline, name: str) -> None:
     """Out-of-order statuses: every arrival order ends in the same rows and the same counts."""
     expected = load_expected(f"sequences/{name}.json")
@@ -87,15 +69,12 @@ def test_whole_corpus_in_one_run(pipeline: Pipeline) -> None:
     pipeline.replay(*(p.read_bytes() for p in sorted(PAYLOADS.rglob("*.json"))))
 
     wanted: dict[str, Any] = {"messages": {}, "statuses": {}, "orders": {}, "analytics": {}}
-    not_stored_yet: set[Any] = set()
-    for case, expected in expectations.items():
+    for expected in expectations.values():
         rows = tables.expected_snapshot(expected)
         for table in ("messages", "statuses", "orders"):
             wanted[table] |= rows[table]
-            if case in NOT_STORED_YET:
-                not_stored_yet |= set(rows[table])
     wanted["analytics"] = _sum_analytics([tables.expected_analytics(e) for e in expectations.values()])
-    tables.assert_same_rows(tables.snapshot(pipeline.services.db), wanted, frozenset(not_stored_yet))
+    tables.assert_same_rows(tables.snapshot(pipeline.services.db), wanted)
 
     events = [
         tables.expected_event(path.read_bytes(), expectations[case])

@@ -51,6 +51,7 @@ class Content:
     order: Order | None = None
     error_code: int | None = None
     error_title: str | None = None
+    error_details: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,9 @@ class Status:
     wamid: str
     status: str
     timestamp: datetime
-    recipient_id: str | None
+    recipient_id: str | None  # the customer's phone number (wa_id), when Meta gives it
+    recipient_user_id: str | None = None  # the customer's business-scoped user id
+    contact_name: str | None = None
     error_code: int | None = None
     error_title: str | None = None
     error_details: str | None = None

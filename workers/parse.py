@@ -184,10 +184,10 @@ def _content(m: RawJson) -> Content:
         log.info("message type %r is not parsed; stored with its raw JSON", message_type)
         parser = CONTENT_PARSERS["unsupported"]
     content = parser(m)
-    code, title, _ = _first_error(m.get("errors"))
-    if code is None and title is None:
+    code, title, details = _first_error(m.get("errors"))
+    if code is None and title is None and details is None:
         return content
-    return replace(content, error_code=code, error_title=title)
+    return replace(content, error_code=code, error_title=title, error_details=details)
 
 
 def _message(m: RawJson, *, direction: str, names: dict[str, str]) -> Message | None:
@@ -214,16 +214,19 @@ def _message(m: RawJson, *, direction: str, names: dict[str, str]) -> Message | 
     )
 
 
-def _status(s: RawJson) -> Status | None:
+def _status(s: RawJson, *, names: dict[str, str]) -> Status | None:
     wamid, name, timestamp = _str(s.get("id")), _str(s.get("status")), _timestamp(s.get("timestamp"))
     if wamid is None or name is None or timestamp is None:
         return None
     code, title, details = _first_error(s.get("errors"))
+    wa_id, user_id = _str(s.get("recipient_id")), _str(s.get("recipient_user_id"))
     return Status(
         wamid=wamid,
         status=name,
         timestamp=timestamp,
-        recipient_id=_str(s.get("recipient_id")) or _str(s.get("recipient_user_id")),
+        recipient_id=wa_id,
+        recipient_user_id=user_id,
+        contact_name=names.get(wa_id or "") or names.get(user_id or ""),
         error_code=code,
         error_title=title,
         error_details=details,
@@ -257,7 +260,8 @@ def _collect(
 def _messages_field(change: Change, value: RawJson, names: dict[str, str], where: str) -> None:
     inbound = partial(_message, direction=INBOUND, names=names)
     _collect(change.messages, value.get("messages"), inbound, f"{where}.messages", change.skipped)
-    _collect(change.statuses, value.get("statuses"), _status, f"{where}.statuses", change.skipped)
+    status = partial(_status, names=names)
+    _collect(change.statuses, value.get("statuses"), status, f"{where}.statuses", change.skipped)
 
 
 def _echoes_field(change: Change, value: RawJson, names: dict[str, str], where: str) -> None:

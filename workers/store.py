@@ -35,6 +35,8 @@ STATUS_RANK = {rule.status: rule.rank for rule in STATUS_RULES}
 FIRST_VALUE_COLUMNS = (
     *(rule.time_column for rule in STATUS_RULES),
     "wa_id",
+    "user_id",
+    "contact_name",
     "failure_code",
     "failure_title",
     "failure_details",
@@ -156,7 +158,9 @@ def store(session: Session, routed: Routed) -> Inserted:
     if echoes:
         session.execute(sql.echoes, [_message_row(t, m, SENT) for t, m in echoes])
     # An echo is a message the business sent: it counts as `sent` exactly like a sent status.
-    echo_statuses = [(t, Status(m.wamid, SENT, m.timestamp, m.wa_id)) for t, m in echoes]
+    echo_statuses = [
+        (t, Status(m.wamid, SENT, m.timestamp, m.wa_id, m.user_id, m.contact_name)) for t, m in echoes
+    ]
     statuses = [(t, s) for t, s in routed.statuses + echo_statuses if s.status in STATUSES]
     if statuses:
         _record_first_sightings(session, sql, statuses, inserted)
@@ -197,6 +201,7 @@ def _message_row(tenant_id: int, m: Message, status: str, order_id: int | None =
         "longitude": c.longitude,
         "failure_code": c.error_code,
         "failure_title": c.error_title,
+        "failure_details": c.error_details,
         "raw": m.raw,
     }
 
@@ -274,7 +279,7 @@ def _record_first_sightings(
             "wamid": s.wamid,
             "status": s.status,
             "status_at": s.timestamp,
-            "recipient_id": s.recipient_id,
+            "recipient_id": s.recipient_id or s.recipient_user_id,
             "raw": s.raw,
         }
     rows = session.execute(sql.sightings, [first[k] for k in sorted(first)])
@@ -291,6 +296,8 @@ def _advance_messages(session: Session, sql: Statements, statuses: list[tuple[in
         for column, value in (
             (STATUSES[s.status].time_column, s.timestamp),
             ("wa_id", s.recipient_id),
+            ("user_id", s.recipient_user_id),
+            ("contact_name", s.contact_name),
             ("failure_code", s.error_code),
             ("failure_title", s.error_title),
             ("failure_details", s.error_details),
