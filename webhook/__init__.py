@@ -1,5 +1,5 @@
-"""The HTTP side: Meta's webhook endpoint. It knows HTTP and the Redis inbox, never the workers."""
+"""The HTTP side: Meta's webhook endpoint. It knows HTTP and the Redis inbox, never the workers.
 
-from webhook.app import create_app
-
-__all__ = ["create_app"]
+Nothing is imported here, so that `python -m webhook.serve` (the web process) loads only granian and
+the app it is given.
+"""
