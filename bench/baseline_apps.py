@@ -1,4 +1,4 @@
-"""The web benchmark's baselines, served by the same gunicorn command as ours.
+"""The web benchmark's baselines, served by the same web server command as ours.
 
 `baseline_apps:hello` answers 200 to a POST and does nothing else; `baseline_apps:lpush` checks the
 signature exactly as ours does and LPUSHes the raw body (one Redis round trip, no deduplication, no

@@ -106,7 +106,7 @@ def redis_down(config: WebConfig, closed_port: int) -> FlaskClient:
 
 @pytest.fixture
 def live_url(app: Flask) -> Iterator[str]:
-    """The app behind werkzeug's real HTTP server (which decodes chunked bodies, as gunicorn does)."""
+    """The app behind werkzeug's real HTTP server (it decodes chunked bodies, as granian does)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -355,7 +355,7 @@ NO_WORKERS = (
 )
 
 
-@pytest.mark.parametrize("module", ["webhook.app", "webhook.wsgi"])
+@pytest.mark.parametrize("module", ["webhook.app", "webhook.wsgi", "webhook.serve"])
 def test_the_web_app_never_imports_the_workers(module: str) -> None:
     result = run_python(f"import {module}; {NO_WORKERS}", clean_env(**WEB_ENV))
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""gunicorn's entry point: `gunicorn webhook.wsgi:app`; a configuration error exits with its message."""
+"""The WSGI entry point the web server loads (`webhook.wsgi:app`); a configuration error exits, saying why."""
 
 import sys
 
