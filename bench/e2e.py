@@ -88,7 +88,6 @@ PEER_REQUIREMENT = "pywa==4.5.0"
 # Installed in the peer's virtualenv at the versions ours has, so that the same web command serves both.
 SHARED_PACKAGES = ("flask", "werkzeug", "psycopg2-binary", "gunicorn", "granian")
 OUR_APP = re.compile(r"webhook\.wsgi(:\w+)?")
-SETTINGS_MODULE = re.compile(r"python:[\w.]+")
 POLL_SECONDS = 0.1
 HTTP_TIMEOUT = 30.0
 # The throughput issue's targets: ours/peer stored events/s on the single stream, and ours on the
@@ -269,8 +268,9 @@ class Client:
 def web_argv(app: str | None, bin_dir: Path, port: int) -> list[str]:
     """The Procfile's web: command on this port, from this virtualenv, with its app module swapped for app.
 
-    For another app, a settings module named as `python:package.module` (gunicorn's --config) is
-    given by its file instead: the same settings, without importing our package and what it needs.
+    For another app, our own modules that the command names (`python -m webhook.serve`, gunicorn's
+    `--config python:webhook.gunicorn_conf`) are given by their files instead: the same server and
+    settings, without importing our package and what it needs.
     """
     argv = procfile_command("web", {**os.environ, "PORT": str(port)})
     if app is not None:
@@ -278,15 +278,28 @@ def web_argv(app: str | None, bin_dir: Path, port: int) -> list[str]:
         if len(targets) != 1:
             raise BenchError(f"cannot find the one app module (webhook.wsgi:app) in the web: line: {argv}")
         argv[targets[0]] = app
-        argv = [settings_file(token) for token in argv]
+        argv = by_file(argv)
     return venv_executable(argv, bin_dir)
 
 
-def settings_file(token: str) -> str:
-    if not SETTINGS_MODULE.fullmatch(token):
-        return token
-    path = ROOT.joinpath(*token.removeprefix("python:").split(".")).with_suffix(".py")
-    return str(path) if path.exists() else token
+def by_file(argv: list[str]) -> list[str]:
+    """argv with `-m package.module` and `python:package.module` of this checkout replaced by file paths."""
+    out: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "-m":
+            module = next(tokens)
+            out += [str(path)] if (path := module_file(module)) else ["-m", module]
+        elif token.startswith("python:") and (path := module_file(token.removeprefix("python:"))):
+            out.append(str(path))
+        else:
+            out.append(token)
+    return out
+
+
+def module_file(dotted: str) -> Path | None:
+    path = ROOT.joinpath(*dotted.split(".")).with_suffix(".py")
+    return path if path.is_file() else None
 
 
 def wait_answering(child: Child, port: int, what: str) -> None:
