@@ -56,5 +56,6 @@ def configure(level: str | None = None, fmt: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("LOG_LEVEL", "INFO")).upper())
-    # Alembic announces its dialect on every schema check; only `wahooks migrate` has news to tell.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    # Alembic announces its dialect and plugins on every schema check; only `wahooks migrate` has news.
+    for name in ("alembic.runtime.migration", "alembic.runtime.plugins"):
+        logging.getLogger(name).setLevel(logging.WARNING)
