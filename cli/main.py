@@ -173,8 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("worker", cmd_worker, "process queued webhooks (DATABASE_URL, REDIS_URL)")
     p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
 
-    p = command("tenants", lambda a: 0, "manage tenants")
-    tsub = p.add_subparsers(dest="tenants_command", required=True)
+    # Command groups: argparse requires one of their subcommands, whose handlers run.
+    group = sub.add_parser("tenants", help="manage tenants", description="manage tenants")
+    tsub = group.add_subparsers(dest="tenants_command", required=True)
     add = tsub.add_parser("add", help="add a tenant and its WhatsApp business number")
     add.set_defaults(handler=cmd_tenants_add)
     add.add_argument("--name", required=True)
@@ -183,8 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--display-phone-number")
     tsub.add_parser("list", help="list tenants").set_defaults(handler=cmd_tenants_list)
 
-    p = command("catalog", lambda a: 0, "manage product catalogs")
-    csub = p.add_subparsers(dest="catalog_command", required=True)
+    group = sub.add_parser("catalog", help="manage product catalogs", description="manage product catalogs")
+    csub = group.add_subparsers(dest="catalog_command", required=True)
     imp = csub.add_parser("import", help="import products from a CSV: retailer_id,name,price,currency")
     imp.set_defaults(handler=cmd_catalog_import)
     imp.add_argument("--phone-number-id", required=True)
