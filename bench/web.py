@@ -108,12 +108,12 @@ SERVERS = {
         Server("gunicorn-sync", f"{GUNICORN} --worker-class sync {{app}}"),
         Server("gunicorn-gthread", f"{GUNICORN} --worker-class gthread --threads 8 {{app}}"),
         Server("granian", f"{GRANIAN} {{app}}"),
-        Server("granian-bt4", f"{GRANIAN} --blocking-threads 4 {{app}}"),
+        Server("granian-bt8", f"{GRANIAN} --blocking-threads 8 {{app}}"),
         Server("granian-bt32", f"{GRANIAN} --blocking-threads 32 {{app}}"),
         Server("procfile", ""),
     )
 }
-DEFAULT_SERVERS = "gunicorn-sync,gunicorn-gthread,granian,granian-bt4,granian-bt32,procfile"
+DEFAULT_SERVERS = "gunicorn-sync,gunicorn-gthread,granian,granian-bt8,granian-bt32,procfile"
 
 
 def procfile_web(app: App, port: int, workers: int) -> list[str]:

@@ -185,10 +185,14 @@ def test_web_and_worker_lines_take_a_signed_post_to_the_tables(
 # The web process
 
 
-def test_the_servers_own_lines_are_json_from_start_to_shutdown(web: Web) -> None:
-    stop(web.process)
+def test_the_servers_own_lines_and_access_log_are_json_from_start_to_shutdown(
+    redis_url: str, store: redis.Redis, tmp_path: Path
+) -> None:
+    with web_process(redis_url, tmp_path / "web.log", GRANIAN_LOG_ACCESS_ENABLED="1") as web:
+        assert web.handshake("77").status_code == 200
     messages = [str(line["msg"]).lower() for line in json_lines(web.log)]
     assert any("listening at" in message for message in messages)
+    assert any("get /webhook" in message for message in messages)
     assert any("shut" in message for message in messages)
 
 

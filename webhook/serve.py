@@ -37,7 +37,8 @@ def log_config(log_format: str | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    context = cli.make_context("granian", list(args))
+    # GRANIAN_* variables set options, as they do for the `granian` command itself.
+    context = cli.make_context("granian", list(args), auto_envvar_prefix="GRANIAN")
     importlib.import_module(str(context.params["app"]).partition(":")[0])
     # granian reads its logging configuration from a file, once, while it starts.
     with tempfile.TemporaryDirectory(prefix="wahooks-web-") as directory:
