@@ -4,6 +4,7 @@ Anyone on the internet can open connections to the endpoint without the app secr
 must still be answered at once while such connections hang partway through a request.
 """
 
+import resource
 import shlex
 import socket
 import threading
@@ -23,9 +24,10 @@ pytestmark = pytest.mark.slow
 STALLED = 50
 BOUND_SECONDS = 1.0  # a request's answer while others stall: the behaviour under test, with a wide margin
 HEAD = b"POST /webhook HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-# Where a stalled request stops: inside the request line or a header, or inside a body whose
-# Content-Length promises more than was sent.
+# Where a stalled request stops: before its first byte, inside the request line or a header, or
+# inside a body whose Content-Length promises more than was sent.
 CUTS = (
+    b"",
     b"GET /webhook?hub.mode=subscr",
     b"POST /webhook HTTP/1.1\r\nHost: te",
     HEAD + b"X-Hub-Signature-256: sha256=0123",
@@ -84,6 +86,22 @@ def test_stalled_requests_hold_up_neither_a_signed_post_nor_the_handshake(
     later = json_of_size(512)
     assert web.post(later).status_code == 200
     assert sorted(web.inbox(store)) == sorted([TEXT, later])
+
+
+def test_more_silent_connections_than_granians_default_allows_hold_up_no_one(web: Web) -> None:
+    """A connection that sends nothing is never timed out; --backpressure sets how many a worker keeps
+    taking (granian's default, 1024 in all for 2 workers, would stop accepting here)."""
+    count = 1200
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < count + 100:
+        pytest.skip(f"needs {count + 100} open files (ulimit -n)")
+    connections = [web.connect() for _ in range(count)]
+    try:
+        answer, seconds = timed(lambda: web.post(TEXT))
+        assert answer.status_code == 200
+        assert seconds < BOUND_SECONDS
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 def test_a_client_trickling_its_headers_is_cut_off_at_the_header_timeout(web: Web) -> None:
