@@ -11,6 +11,8 @@ from tests.conftest import PAYLOADS, Pipeline, empty_tables, load_expected, seed
 
 CASES = sorted(p.stem for p in PAYLOADS.glob("*.json"))
 SEQUENCES = sorted(p.name for p in (PAYLOADS / "sequences").iterdir())
+
+
 def _sequence(name: str) -> list[bytes]:
     return [p.read_bytes() for p in sorted((PAYLOADS / "sequences" / name).glob("*.json"))]
 
