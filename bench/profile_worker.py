@@ -1,14 +1,16 @@
-"""bench/profile_worker: where one worker's time goes while it drains N pre-queued single-message bodies.
+"""bench/profile_worker: where one worker's time goes while it drains N pre-queued bodies.
 
 Pushes N bodies into the inbox of a throwaway PostgreSQL database and a private Redis exactly as the web
 app does, then runs the worker in this process (burst mode) under pyinstrument and prints the call tree
 and bodies/s. Profiling slows the code it watches: read the shares, not the rate (`--no-profile` gives the
 rate alone).
-Run from the repository root: .venv/bin/python bench/profile_worker.py [--bodies 3000] [--batch 100]
+Run from the repository root: .venv/bin/python bench/profile_worker.py [--corpus single|mixed]
+[--bodies 3000] [--batch 100]
 (pyinstrument: .venv/bin/pip install pyinstrument)
 """
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from benchlib import ROOT, entry_point, private_redis, throwaway_database
 from cli.catalog import import_catalog
 from cli.migrate import upgrade
 from cli.tenants import NewTenant, add
-from meta_payloads import CATALOG_ID, PHONE_NUMBER_ID, single_message_corpus
+from meta_payloads import CATALOG_ID, PHONE_NUMBER_ID, single_message_corpus, worker_corpus
 from models.db import Database
 from runtime import logs
 from runtime.config import WorkerConfig
@@ -26,6 +28,7 @@ from workers import runner, services
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", choices=["single", "mixed"], default="single")
     parser.add_argument("--bodies", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=100, help="WAHOOKS_BATCH_MAX_BODIES")
     parser.add_argument("--no-profile", action="store_true", help="time the drain without the profiler")
@@ -43,10 +46,12 @@ def main() -> int:
         config = WorkerConfig(database_url, redis_url, queue="profile", batch_max_bodies=args.batch)
         svc = services.Services.build(config, db=db)
         services.install(svc)
-        for body in single_message_corpus(args.bodies).bodies:
+        corpus = (single_message_corpus if args.corpus == "single" else worker_corpus)(args.bodies)
+        for body in corpus.bodies:
             svc.inbox.push(body)
         seconds = _drain(svc, profile=not args.no_profile)
-        print(f"{args.bodies} bodies in {seconds:.2f} s: {args.bodies / seconds:.0f} bodies/s")
+        events = corpus.expected.events
+        print(f"{args.bodies} bodies, {events} events in {seconds:.2f} s: {events / seconds:.0f} events/s")
         db.dispose()
     return 0
 
@@ -61,7 +66,7 @@ def _drain(svc: services.Services, profile: bool) -> float:
     with Profiler(interval=0.0005) as profiler:
         runner.run(svc, burst=True)
     seconds = time.perf_counter() - started
-    print(profiler.output_text(unicode=True, color=False))
+    print(profiler.output_text(unicode=True, color=False, show_all=bool(os.environ.get("SHOW_ALL"))))
     return seconds
 
 
