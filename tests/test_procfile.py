@@ -23,11 +23,12 @@ import requests
 
 from runtime.inbox import InboxKeys
 from tests import tables
-from tests.conftest import PAYLOADS, SECRET, VERIFY_TOKEN, Backend, empty_redis, load_expected, seed
+from tests.conftest import PAYLOADS, SECRET, VERIFY_TOKEN, Backend, load_expected, seed
 from tests.processes import PROJECT_ROOT, free_port, wait_until
-from tests.test_webhook import json_of_size, signed
+from tests.test_webhook import json_of_size, real_redis, signed
 
 pytestmark = pytest.mark.slow
+__all__ = ["real_redis"]  # the fixture: the real Redis of the run, emptied before and after
 LIMIT = 16 * 1024
 TEXT = (PAYLOADS / "text_reply.json").read_bytes()
 
@@ -124,15 +125,7 @@ def web_process(redis_url: str, log: Path, **env: str) -> Iterator[Web]:
 
 
 @pytest.fixture
-def store(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    empty_redis(client)
-    yield client
-    empty_redis(client)
-
-
-@pytest.fixture
-def web(redis_url: str, store: redis.Redis, tmp_path: Path) -> Iterator[Web]:
+def web(redis_url: str, real_redis: redis.Redis, tmp_path: Path) -> Iterator[Web]:
     with web_process(redis_url, tmp_path / "web.log", WEBHOOK_MAX_BODY_BYTES=str(LIMIT)) as process:
         yield process
 
@@ -186,7 +179,7 @@ def test_web_and_worker_lines_take_a_signed_post_to_the_tables(
 
 
 def test_the_servers_own_lines_and_access_log_are_json_from_start_to_shutdown(
-    redis_url: str, store: redis.Redis, tmp_path: Path
+    redis_url: str, real_redis: redis.Redis, tmp_path: Path
 ) -> None:
     with web_process(redis_url, tmp_path / "web.log", GRANIAN_LOG_ACCESS_ENABLED="1") as web:
         assert web.handshake("77").status_code == 200
@@ -197,7 +190,7 @@ def test_the_servers_own_lines_and_access_log_are_json_from_start_to_shutdown(
 
 
 def test_a_declared_length_over_the_limit_is_refused_without_waiting_for_the_body(
-    web: Web, store: redis.Redis
+    web: Web, real_redis: redis.Redis
 ) -> None:
     with web.connect() as connection:
         connection.sendall(
@@ -205,19 +198,19 @@ def test_a_declared_length_over_the_limit_is_refused_without_waiting_for_the_bod
             + f"Content-Length: {LIMIT + 1}\r\n\r\n".encode()
         )
         assert connection.recv(64).startswith(b"HTTP/1.1 413")
-    assert web.inbox(store) == []
+    assert web.inbox(real_redis) == []
 
 
 @pytest.mark.parametrize(("size", "status"), [(LIMIT, 200), (LIMIT + 1, 413)])
 def test_a_chunked_body_is_measured_while_it_streams(
-    web: Web, store: redis.Redis, size: int, status: int
+    web: Web, real_redis: redis.Redis, size: int, status: int
 ) -> None:
     body = json_of_size(size)
     chunks = (body[n : n + 1000] for n in range(0, len(body), 1000))
     response = requests.post(web.url, data=chunks, headers=signed(body), timeout=10)
     assert response.request.headers["Transfer-Encoding"] == "chunked"
     assert response.status_code == status
-    assert web.inbox(store) == ([body] if status == 200 else [])
+    assert web.inbox(real_redis) == ([body] if status == 200 else [])
 
 
 def test_a_configuration_error_stops_start_up_with_the_message(redis_url: str, tmp_path: Path) -> None:
@@ -234,7 +227,7 @@ def test_a_configuration_error_stops_start_up_with_the_message(redis_url: str, t
 
 @pytest.mark.parametrize("send", [os.kill, os.killpg], ids=["to the main process", "to its process group"])
 def test_sigterm_lets_a_request_in_flight_finish_then_exits(
-    web: Web, store: redis.Redis, send: Callable[[int, int], None]
+    web: Web, real_redis: redis.Redis, send: Callable[[int, int], None]
 ) -> None:
     head = (
         b"POST /webhook HTTP/1.1\r\nHost: test\r\n"
@@ -248,7 +241,7 @@ def test_sigterm_lets_a_request_in_flight_finish_then_exits(
         connection.sendall(TEXT[100:])
         assert connection.recv(64).startswith(b"HTTP/1.1 200")
     assert web.process.wait(timeout=15) == 0
-    assert web.inbox(store) == [TEXT]
+    assert web.inbox(real_redis) == [TEXT]
 
 
 def test_a_worker_process_that_dies_is_replaced(web: Web) -> None:

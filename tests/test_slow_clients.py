@@ -15,10 +15,10 @@ from typing import TypeVar
 import pytest
 import redis
 
-from tests.test_procfile import TEXT, Web, procfile, stop, store, web
+from tests.test_procfile import TEXT, Web, procfile, real_redis, stop, web
 from tests.test_webhook import json_of_size
 
-__all__ = ["store", "web"]  # fixtures: the Procfile's web process, and the Redis it uses (emptied)
+__all__ = ["real_redis", "web"]  # fixtures: the Procfile's web process, and the Redis it uses (emptied)
 
 pytestmark = pytest.mark.slow
 STALLED = 50
@@ -69,7 +69,7 @@ def timed(call: Callable[[], T]) -> tuple[T, float]:
 
 
 def test_stalled_requests_hold_up_neither_a_signed_post_nor_the_handshake(
-    web: Web, store: redis.Redis, stalled: list[socket.socket]
+    web: Web, real_redis: redis.Redis, stalled: list[socket.socket]
 ) -> None:
     time.sleep(0.3)  # the server has taken in every stalled connection and waits on each
     answer, post_seconds = timed(lambda: web.post(TEXT))
@@ -79,13 +79,13 @@ def test_stalled_requests_hold_up_neither_a_signed_post_nor_the_handshake(
     assert post_seconds < BOUND_SECONDS
     assert (challenge.status_code, challenge.text) == (200, "1158201444")
     assert get_seconds < BOUND_SECONDS
-    assert web.inbox(store) == [TEXT]
+    assert web.inbox(real_redis) == [TEXT]
 
     for connection in stalled:
         connection.close()
     later = json_of_size(512)
     assert web.post(later).status_code == 200
-    assert sorted(web.inbox(store)) == sorted([TEXT, later])
+    assert sorted(web.inbox(real_redis)) == sorted([TEXT, later])
 
 
 def test_more_silent_connections_than_granians_default_allows_hold_up_no_one(web: Web) -> None:
