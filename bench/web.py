@@ -99,6 +99,9 @@ class Server:
         words = self.command.format(app=app.target, port=port, workers=workers).split()
         return venv_executable(words)
 
+    def installed(self) -> bool:
+        return shutil.which(self.argv(APPS[0], 0, 1)[0]) is not None
+
 
 GUNICORN = "gunicorn --preload --workers {workers} --bind 127.0.0.1:{port}"
 GRANIAN = "granian --interface wsgi --workers {workers} --host 127.0.0.1 --port {port}"
@@ -175,8 +178,6 @@ class Endpoint:
 def serve(server: Server, app: App, env: dict[str, str], logs: Path, workers: int) -> Endpoint:
     port = free_port()
     argv = server.argv(app, port, workers)
-    if shutil.which(argv[0]) is None:
-        raise BenchError(f"{server.name}: {argv[0]} is not installed")
     child = start(f"{server.name}-{app.key}", argv, env, logs / f"{server.name}-{app.key}.log")
     print(f"[{server.name}] {app.label}: {' '.join(argv)}", flush=True)
     return Endpoint(server, app, port, child)
@@ -516,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/web needs wrk: apt-get install -y wrk", file=sys.stderr)
         return 2
     servers = [SERVERS[name] for name in args.servers.split(",")]
+    for server in servers:
+        if not server.installed():
+            print(f"skipped {server.name}: {server.argv(APPS[0], 0, 1)[0]} is not installed", file=sys.stderr)
+    servers = [server for server in servers if server.installed()]
     started = datetime.now(UTC).isoformat(timespec="seconds")
     print(f"bench/web {started}: {load_average()}; wrk -t{args.threads} -c{args.connections},")
     print(
