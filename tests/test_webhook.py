@@ -370,6 +370,20 @@ def test_wsgi_exits_naming_a_missing_variable(missing: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_the_web_process_names_an_option_it_does_not_know_without_a_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook.serve", "--no-such-option", "webhook.wsgi:app"],
+        cwd=PROJECT_ROOT,
+        env=clean_env(**WEB_ENV),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "No such option '--no-such-option'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_wsgi_builds_the_app_from_the_environment() -> None:
     code = "import json, webhook.wsgi as w; print(json.dumps([r.rule for r in w.app.url_map.iter_rules()]))"
     result = run_python(code, clean_env(**WEB_ENV))

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import click
 from granian.cli import cli
 
 GRANIAN_LOGGERS = ("_granian", "granian.access")
@@ -37,8 +38,14 @@ def log_config(log_format: str | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    # GRANIAN_* variables set options, as they do for the `granian` command itself.
-    context = cli.make_context("granian", list(args), auto_envvar_prefix="GRANIAN")
+    try:
+        # GRANIAN_* variables set options, as they do for the `granian` command itself.
+        context = cli.make_context("granian", list(args), auto_envvar_prefix="GRANIAN")
+    except click.exceptions.Exit as done:  # --help, --version
+        sys.exit(done.exit_code)
+    except click.ClickException as error:  # a usage error: said as granian would say it
+        error.show()
+        sys.exit(error.exit_code)
     importlib.import_module(str(context.params["app"]).partition(":")[0])
     # granian reads its logging configuration from a file, once, while it starts.
     with tempfile.TemporaryDirectory(prefix="wahooks-web-") as directory:
