@@ -1,6 +1,7 @@
 """Many bodies in one transaction: exact whatever shares a batch, and one poison body never costs the rest."""
 
 import itertools
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -147,7 +148,7 @@ class TestPump:
 
     def test_waits_while_a_job_is_waiting_then_takes_everything(self, redis: fakeredis.FakeRedis) -> None:
         queue = Queue("q", connection=redis)
-        inbox, pump = Inbox(redis, "q"), Pump(redis, queue, max_bodies=100)
+        inbox, pump = Inbox(redis, "q"), Pump(redis, queue, max_bodies=100, linger_seconds=0)
         inbox.push(b'{"n": 0}')
         assert pump.move() == 1
         for n in range(1, 31):
@@ -157,6 +158,20 @@ class TestPump:
         assert pump.move() == 30
         (job,) = [Job.fetch(j, connection=redis) for j in queue.get_job_ids()]
         assert job.args == ([f'{{"n": {n}}}'.encode() for n in range(1, 31)],)  # oldest first
+
+    def test_bodies_wait_for_batch_mates_a_moment_unless_a_full_batch_waits(
+        self, redis: fakeredis.FakeRedis
+    ) -> None:
+        queue = Queue("q", connection=redis)
+        inbox, pump = Inbox(redis, "q"), Pump(redis, queue, max_bodies=5, linger_seconds=0.05)
+        inbox.push(b'{"n": 0}')
+        assert pump.move() == 0  # just seen: it may get batch mates
+        time.sleep(0.06)
+        assert pump.move() == 1
+        queue.pop_job_id()
+        for n in range(1, 6):
+            inbox.push(f'{{"n": {n}}}'.encode())
+        assert pump.move() == 5  # a full batch goes at once
 
     def test_a_batch_stops_at_the_configured_maximum(self, redis: fakeredis.FakeRedis) -> None:
         queue = Queue("q", connection=redis)

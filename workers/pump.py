@@ -6,6 +6,7 @@ busy wait in the inbox and leave it together as the next worker's job (up to max
 """
 
 import logging
+import time
 import uuid
 from typing import cast
 
@@ -25,6 +26,9 @@ end
 return 0
 """
 DEFAULT_MAX_BODIES = 100
+# How long bodies may wait for batch mates once seen: a job costs RQ a dozen Redis round trips, so a
+# worker that made a job of every body or two would spend on bookkeeping the CPU the web side needs.
+DEFAULT_LINGER_SECONDS = 0.02
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
 
@@ -42,6 +46,7 @@ class Pump:
         max_bodies: int = DEFAULT_MAX_BODIES,
         max_bytes: int = DEFAULT_MAX_BYTES,
         lock_ms: int = 5000,
+        linger_seconds: float = DEFAULT_LINGER_SECONDS,
     ) -> None:
         self.redis = redis
         self.queue = queue
@@ -49,6 +54,8 @@ class Pump:
         self.max_bodies = max_bodies
         self.max_bytes = max_bytes
         self.lock_ms = lock_ms
+        self.linger_seconds = linger_seconds
+        self._seen_waiting_at: float | None = None
         self._release = redis.register_script(_RELEASE)
 
     def move(self, only_when_no_job_waits: bool = True) -> int:
@@ -66,12 +73,21 @@ class Pump:
             self._release(keys=[self.keys.pump_lock], args=[token])
 
     def _worth_moving(self) -> bool:
-        """Bodies are waiting and no job is (one round trip: this runs every few milliseconds when idle)."""
+        """No job waits, and a full batch waits or bodies have waited linger_seconds since this pump saw them.
+
+        One round trip: this runs every few milliseconds when idle.
+        """
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.llen(self.queue.key)
             pipe.llen(self.keys.inbox)
             jobs_waiting, bodies_waiting = pipe.execute()
-        return not jobs_waiting and bool(bodies_waiting)
+        if jobs_waiting or not bodies_waiting:
+            self._seen_waiting_at = None
+            return False
+        now = time.monotonic()
+        if self._seen_waiting_at is None:
+            self._seen_waiting_at = now
+        return bodies_waiting >= self.max_bodies or now - self._seen_waiting_at >= self.linger_seconds
 
     def _move_locked(self, only_when_no_job_waits: bool) -> int:
         with self.redis.pipeline() as pipe:
@@ -89,6 +105,7 @@ class Pump:
             self.queue.enqueue_many([job_data(batch)], pipeline=pipe)
             pipe.ltrim(self.keys.inbox, 0, -(len(batch) + 1))
             pipe.execute()
+        self._seen_waiting_at = None
         log.debug("moved bodies from the inbox", extra={"count": len(batch)})
         return len(batch)
 
