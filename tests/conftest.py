@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import fakeredis
 import pytest
@@ -182,5 +183,5 @@ def pipeline(seeded: Backend) -> Pipeline:
     return make_pipeline(seeded)
 
 
-def load_expected(relative: str) -> dict:  # type: ignore[type-arg]
-    return json.loads((EXPECTED / relative).read_text())
+def load_expected(relative: str) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads((EXPECTED / relative).read_text()))

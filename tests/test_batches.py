@@ -4,6 +4,7 @@ import itertools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import fakeredis
 import pytest
@@ -37,8 +38,8 @@ def statements(backend: Backend) -> Iterator[list[str]]:
     """Every SQL statement the engine sends while the test runs."""
     sent: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        sent.append(statement)
+    def record(*args: Any) -> None:  # conn, cursor, statement, parameters, context, executemany
+        sent.append(args[2])
 
     event.listen(backend.db.engine, "before_cursor_execute", record)
     yield sent
