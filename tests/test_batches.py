@@ -4,10 +4,11 @@ import itertools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import fakeredis
 import pytest
+import redis
 from rq import Queue
 from rq.job import Job
 from sqlalchemy import event, func, select, text
@@ -27,6 +28,7 @@ from tests.conftest import (
 )
 from workers.jobs import job_data
 from workers.pump import Pump
+from workers.runner import LeasedWorker
 from workers.tenants import TenantDirectory
 
 POISON_WAMID = "wamid.POISON"
@@ -181,3 +183,19 @@ class TestPump:
             inbox.push(f'{{"n": {n}}}'.encode())
         assert pump.move() == 7
         assert inbox.depth() == 3
+
+
+def test_a_redis_error_in_the_pump_leaves_the_worker_to_rqs_own_waiting() -> None:
+    """RQ's work loop quits on an exception it does not expect; the pump's must not reach it."""
+
+    class BrokenPump:
+        def move(self) -> int:
+            raise redis.exceptions.ConnectionError("Redis is restarting")
+
+    connection = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    queue = Queue("q", connection=connection)
+    queue.enqueue_many([job_data([b"{}"])])
+    worker = LeasedWorker([queue], connection=connection)
+    worker.pump = cast(Pump, BrokenPump())
+    job, _ = worker.dequeue_job_and_maintain_ttl(timeout=None) or (None, None)
+    assert job is not None and job.args == ([b"{}"],)

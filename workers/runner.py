@@ -49,7 +49,11 @@ class LeasedWorker(SimpleWorker):
         (RQ's work loop calls this before every job; checked against rq 3.0.)
         """
         if self.pump is not None:
-            self.pump.move()
+            try:
+                self.pump.move()
+            except RedisError as error:
+                # RQ's own dequeue below waits for Redis to come back; an error here would end its loop.
+                log.warning("redis unavailable to the pump: %s", error)
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
 
