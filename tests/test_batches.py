@@ -172,6 +172,9 @@ class TestPump:
         time.sleep(0.06)
         assert pump.move() == 1
         queue.pop_job_id()
+        inbox.push(b'{"n": 0.5}')
+        assert pump.move(linger=False) == 1  # a worker done with a job takes what waits at once
+        queue.pop_job_id()
         for n in range(1, 6):
             inbox.push(f'{{"n": {n}}}'.encode())
         assert pump.move() == 5  # a full batch goes at once
@@ -189,7 +192,7 @@ def test_a_redis_error_in_the_pump_leaves_the_worker_to_rqs_own_waiting() -> Non
     """RQ's work loop quits on an exception it does not expect; the pump's must not reach it."""
 
     class BrokenPump:
-        def move(self) -> int:
+        def move(self, **options: bool) -> int:
             raise redis.exceptions.ConnectionError("Redis is restarting")
 
     connection = fakeredis.FakeRedis(server=fakeredis.FakeServer())

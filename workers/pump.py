@@ -58,9 +58,9 @@ class Pump:
         self._seen_waiting_at: float | None = None
         self._release = redis.register_script(_RELEASE)
 
-    def move(self, only_when_no_job_waits: bool = True) -> int:
+    def move(self, only_when_no_job_waits: bool = True, linger: bool = True) -> int:
         """Make one job of the oldest waiting bodies, unless a job already waits; return how many moved."""
-        if only_when_no_job_waits and not self._worth_moving():
+        if only_when_no_job_waits and not self._worth_moving(linger):
             return 0
         token = uuid.uuid4().hex
         if not self.redis.set(self.keys.pump_lock, token, nx=True, px=self.lock_ms):
@@ -72,7 +72,7 @@ class Pump:
         finally:
             self._release(keys=[self.keys.pump_lock], args=[token])
 
-    def _worth_moving(self) -> bool:
+    def _worth_moving(self, linger: bool) -> bool:
         """No job waits, and a full batch waits or bodies have waited linger_seconds since this pump saw them.
 
         One round trip: this runs every few milliseconds when idle.
@@ -87,7 +87,11 @@ class Pump:
         now = time.monotonic()
         if self._seen_waiting_at is None:
             self._seen_waiting_at = now
-        return bodies_waiting >= self.max_bodies or now - self._seen_waiting_at >= self.linger_seconds
+        return (
+            not linger
+            or bodies_waiting >= self.max_bodies
+            or now - self._seen_waiting_at >= self.linger_seconds
+        )
 
     def _move_locked(self, only_when_no_job_waits: bool) -> int:
         with self.redis.pipeline() as pipe:

@@ -45,12 +45,14 @@ class LeasedWorker(SimpleWorker):
     ) -> tuple[Job, Queue] | None:
         """Make this worker's next job from everything waiting in the inbox, then take a job as RQ does.
 
-        Under load, a worker that finishes a job takes all the bodies that arrived meanwhile as one batch.
+        Under load, a worker that finishes a job takes all the bodies that arrived meanwhile as one batch,
+        at once: they had the job's whole length to gather batch mates. (Only an idle worker's
+        housekeeper lets bodies linger.)
         (RQ's work loop calls this before every job; checked against rq 3.0.)
         """
         if self.pump is not None:
             try:
-                self.pump.move()
+                self.pump.move(linger=False)
             except RedisError as error:
                 # RQ's own dequeue below waits for Redis to come back; an error here would end its loop.
                 log.warning("redis unavailable to the pump: %s", error)
