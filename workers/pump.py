@@ -55,6 +55,8 @@ class Pump:
         self.max_bytes = max_bytes
         self.lock_ms = lock_ms
         self.linger_seconds = linger_seconds
+        # Shared by a worker and its housekeeper thread; a race between them only shifts a linger's end
+        # (the move itself is under the Redis lock).
         self._seen_waiting_at: float | None = None
         self._release = redis.register_script(_RELEASE)
 
