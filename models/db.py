@@ -21,7 +21,6 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from runtime.config import normalize_database_url
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = "wahooks_data.migrations"  # the repository's alembic/ folder, as pyproject.toml ships it
 MIGRATE_COMMAND = "wahooks migrate"
 

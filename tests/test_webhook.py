@@ -16,12 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
-from models.db import PROJECT_ROOT
 from runtime.config import WebConfig
 from runtime.inbox import Inbox, InboxKeys, body_digest
 from runtime.redis_client import web_client
 from tests.conftest import PAYLOADS, SECRET, VERIFY_TOKEN, empty_redis
-from tests.processes import free_port
+from tests.processes import PROJECT_ROOT, free_port
 from webhook.app import create_app
 from webhook.signature import sign
 
