@@ -90,9 +90,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _queue() -> "Queue":
-    from workers import services
+    """The processing queue, without the database engine a whole worker's services would build."""
+    from rq import Queue
 
-    return services.Services.build(WorkerConfig.from_env()).queue
+    from runtime.redis_client import worker_client
+
+    config = WorkerConfig.from_env()
+    return Queue(config.queue, connection=worker_client(config.redis_url))
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
