@@ -5,13 +5,19 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-# Push a body unless an identical one is still waiting: one round trip on the request path.
+# Push each body unless an identical one is still waiting (KEYS: the inbox, then each body's waiting
+# marker; ARGV: the marker's lifetime, then the bodies): however many bodies, one round trip.
 _PUSH = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
-  redis.call('LPUSH', KEYS[2], ARGV[1])
-  return 1
+local queued = {}
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('LPUSH', KEYS[1], ARGV[i])
+    queued[i - 1] = 1
+  else
+    queued[i - 1] = 0
+  end
 end
-return 0
+return queued
 """
 WAITING_TTL_SECONDS = 3600
 JOB_PATH = "workers.jobs.process_bodies"
@@ -45,9 +51,12 @@ class Inbox:
 
     def push(self, body: bytes) -> bool:
         """Queue a body; False when an identical body is already waiting."""
-        digest = body_digest(body)
-        keys = [self.keys.waiting(digest), self.keys.inbox]
-        return bool(self._push(keys=keys, args=[body, WAITING_TTL_SECONDS]))
+        return self.push_many([body])[0]
+
+    def push_many(self, bodies: list[bytes]) -> list[bool]:
+        """Queue bodies in one round trip, in order; False for each whose identical twin already waits."""
+        keys = [self.keys.inbox, *(self.keys.waiting(body_digest(body)) for body in bodies)]
+        return [bool(flag) for flag in self._push(keys=keys, args=[WAITING_TTL_SECONDS, *bodies])]
 
     def done(self, digests: list[str]) -> None:
         """Forget that these bodies are waiting, so a later redelivery is processed again."""

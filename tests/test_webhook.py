@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import fakeredis
 import pytest
@@ -286,6 +287,24 @@ def test_different_bodies_are_all_queued(client: FlaskClient, store: redis.Redis
     ]
     for body in bodies:
         assert client.post("/webhook", data=body, headers=signed(body)).get_json() == {"queued": True}
+    assert sorted(queued(store)) == sorted(bodies)
+
+
+def test_one_round_trip_queues_each_body_once_in_order(store: redis.Redis, inbox: Inbox) -> None:
+    assert inbox.push_many([b'{"n":1}', b'{"n":2}', b'{"n":1}']) == [True, True, False]
+    assert inbox.push_many([b'{"n":2}', b'{"n":3}']) == [False, True]
+    assert queued(store) == [b'{"n":3}', b'{"n":2}', b'{"n":1}']  # LPUSH: the newest first
+
+
+def test_concurrent_posts_each_get_their_own_answer_over_real_http(live_url: str, store: redis.Redis) -> None:
+    bodies = [json.dumps({"object": "whatsapp_business_account", "n": n}).encode() for n in range(200)]
+    posts = bodies + bodies[:50]  # 50 bodies twice, while the first copy still waits
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(
+            pool.map(lambda b: requests.post(live_url, data=b, headers=signed(b), timeout=10), posts)
+        )
+    assert {a.status_code for a in answers} == {200}
+    assert [a.json()["queued"] for a in answers].count(True) == len(bodies)
     assert sorted(queued(store)) == sorted(bodies)
 
 

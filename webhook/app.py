@@ -13,6 +13,7 @@ from runtime.config import WebConfig
 from runtime.inbox import Inbox, body_digest
 from runtime.logs import hide
 from runtime.redis_client import web_client
+from webhook.group_push import GroupPush
 from webhook.signature import Verdict, verify
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
     config = config or WebConfig.from_env()
     hide(*config.app_secrets, config.verify_token)
     redis = redis if redis is not None else web_client(config.redis_url)
-    inbox = Inbox(redis, config.queue)
+    inbox = GroupPush(Inbox(redis, config.queue).push_many)
     app = Flask(__name__)
 
     @app.get("/webhook")
@@ -55,7 +56,7 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
             return _error("body is not a JSON object", 400)
         try:
             queued = inbox.push(body)
-        except RedisError as error:
+        except (RedisError, TimeoutError) as error:
             log.error("redis unavailable, answering 503: %s", type(error).__name__)
             return _error("temporarily unavailable", 503)
         return Response(_QUEUED[queued], 200, mimetype="application/json"), 200

@@ -1,0 +1,158 @@
+"""Concurrent requests share Redis round trips, and each still hears exactly what happened to its own body."""
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from webhook import group_push
+from webhook.group_push import GroupPush
+
+WAIT = 5.0  # bounds every wait in these tests, so a bug fails them rather than hanging them
+
+
+class FakeInbox:
+    """push_many that records its batches, answers False for a body seen before, and can be held or broken."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[bytes]] = []
+        self.pushed_by: list[str] = []
+        self.seen: set[bytes] = set()
+        self.entered = threading.Semaphore(0)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.failure: Exception | None = None
+        self.delay: Callable[[], float] = lambda: 0.0
+
+    def push_many(self, bodies: list[bytes]) -> list[bool]:
+        self.entered.release()
+        assert self.gate.wait(WAIT)
+        time.sleep(self.delay())
+        self.batches.append(bodies)
+        self.pushed_by.append(threading.current_thread().name)
+        if self.failure is not None:
+            raise self.failure
+        flags = []
+        for body in bodies:  # in order, as the Lua script does: a twin later in the batch is not queued
+            flags.append(body not in self.seen)
+            self.seen.add(body)
+        return flags
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+
+@pytest.fixture
+def inbox() -> FakeInbox:
+    return FakeInbox()
+
+
+@pytest.fixture
+def shared(inbox: FakeInbox) -> GroupPush:
+    return GroupPush(inbox.push_many)
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=64, thread_name_prefix="request") as executor:
+        yield executor
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_a_lone_push_travels_at_once_and_alone(shared: GroupPush, inbox: FakeInbox) -> None:
+    assert shared.push(b"a") is True
+    assert shared.push(b"a") is False
+    assert inbox.batches == [[b"a"], [b"a"]]
+
+
+def test_bodies_arriving_during_a_round_trip_share_the_next_one(
+    shared: GroupPush, inbox: FakeInbox, pool: ThreadPoolExecutor
+) -> None:
+    inbox.hold()
+    first = pool.submit(shared.push, b"first")
+    assert inbox.entered.acquire(timeout=WAIT)
+    later = [pool.submit(shared.push, body) for body in (b"x", b"y", b"first", b"x")]
+    wait_until(lambda: len(shared._waiting) == len(later))
+    inbox.release()
+    assert first.result(WAIT) is True
+    # In arrival order: a body already pushed, or twice in the batch, is not queued again.
+    assert sorted(f.result(WAIT) for f in later) == [False, False, True, True]
+    assert len(inbox.batches) == 2
+    assert sorted(inbox.batches[1]) == [b"first", b"x", b"x", b"y"]
+
+
+def test_the_next_round_trip_is_led_by_a_waiting_request_not_the_one_that_led_before(
+    shared: GroupPush, inbox: FakeInbox, pool: ThreadPoolExecutor
+) -> None:
+    inbox.hold()
+    first = pool.submit(shared.push, b"first")
+    assert inbox.entered.acquire(timeout=WAIT)
+    second = pool.submit(shared.push, b"second")
+    wait_until(lambda: len(shared._waiting) == 1)
+    inbox.gate.set()
+    assert first.result(WAIT) and second.result(WAIT)
+    assert inbox.pushed_by[0] != inbox.pushed_by[1]
+
+
+def test_a_failed_round_trip_fails_every_body_in_it_and_the_next_push_works(
+    shared: GroupPush, inbox: FakeInbox, pool: ThreadPoolExecutor
+) -> None:
+    inbox.hold()
+    first = pool.submit(shared.push, b"first")
+    assert inbox.entered.acquire(timeout=WAIT)
+    inbox.failure = RedisConnectionError("redis went away")
+    later = [pool.submit(shared.push, body) for body in (b"x", b"y")]
+    wait_until(lambda: len(shared._waiting) == 2)
+    inbox.release()
+    for future in (first, *later):
+        with pytest.raises(RedisConnectionError):
+            future.result(WAIT)
+    inbox.failure = None
+    assert shared.push(b"z") is True
+    assert inbox.batches[-1] == [b"z"]
+
+
+def test_a_request_out_of_patience_leaves_and_the_lead_still_passes_on(
+    shared: GroupPush, inbox: FakeInbox, pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_push, "FOLLOWER_PATIENCE_SECONDS", 0.05)
+    inbox.hold()
+    first = pool.submit(shared.push, b"first")
+    assert inbox.entered.acquire(timeout=WAIT)
+    impatient = pool.submit(shared.push, b"impatient")
+    with pytest.raises(TimeoutError):
+        impatient.result(WAIT)
+    patient = pool.submit(shared.push, b"patient")
+    wait_until(lambda: len(shared._waiting) == 1)
+    monkeypatch.setattr(group_push, "FOLLOWER_PATIENCE_SECONDS", WAIT)
+    inbox.release()
+    assert first.result(WAIT) and patient.result(WAIT)
+    assert inbox.batches == [[b"first"], [b"patient"]]
+    assert shared.push(b"after") is True
+
+
+def test_under_many_threads_every_body_is_pushed_once_and_every_answer_is_its_own(
+    shared: GroupPush, inbox: FakeInbox, pool: ThreadPoolExecutor
+) -> None:
+    chance = random.Random(9)
+    inbox.delay = lambda: chance.random() / 2000
+    bodies = [f"body-{n}".encode() for n in range(2000)]
+    answers = list(pool.map(shared.push, bodies + bodies[:100]))
+    pushed = [body for batch in inbox.batches for body in batch]
+    assert sorted(pushed) == sorted(bodies + bodies[:100])
+    assert answers.count(True) == len(bodies)
+    assert all(answers[: len(bodies)][100:])
+    assert len(inbox.batches) < len(pushed), "some round trips must have been shared"
