@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import math
 import os
 import weakref
 from collections.abc import Iterator
@@ -37,10 +38,18 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
+EXACT_INTEGER_DIGITS = 40
+
+
 def _json_default(value: object) -> object:
     """Raw Meta JSON is parsed with Decimal numbers; store them back as JSON numbers."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value.adjusted() < EXACT_INTEGER_DIGITS and value == value.to_integral_value():
+            return int(value)
+        number = float(value)
+        # A number no float holds (1e400) is kept as its text: JSON has no Infinity, and int() of
+        # 1e999999999 would build a billion digits. The body's own bytes keep the original.
+        return number if math.isfinite(number) else str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

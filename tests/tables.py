@@ -283,7 +283,10 @@ def _ref(value: Any, files: list[str]) -> dict[str, str]:
 
 def _draft_value(value: Any, files: list[str]) -> Any:
     if isinstance(value, dict):
-        return _ref(value, files)
+        try:
+            return _ref(value, files)
+        except LookupError:  # stored changed (characters PostgreSQL cannot hold replaced): spelled out
+            return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, Decimal):

@@ -24,7 +24,7 @@ from runtime.inbox import body_digest
 from workers.analytics import DailyDeltas
 from workers.events import Envelope
 from workers.parse import parse
-from workers.store import Routed, store
+from workers.store import Routed, message_problems, status_problems, store
 from workers.tenants import TenantDirectory
 
 log = logging.getLogger(__name__)
@@ -91,12 +91,25 @@ def route(envelope: Envelope, tenant_of: dict[str, int], into: Routed) -> Outcom
             )
             result.notes.append(f"{change.field} change ({why}): {change.update_count} updates not stored")
             continue
-        into.messages.extend((tenant_id, m) for m in change.messages)
-        into.statuses.extend((tenant_id, s) for s in change.statuses)
-        result.applied += change.update_count
-        result.tenants.add(tenant_id)
+        messages = [m for m in change.messages if _storable(m.where, message_problems(m), result.notes)]
+        statuses = [s for s in change.statuses if _storable(s.where, status_problems(s), result.notes)]
+        for message in messages:
+            if message.content.order is not None:
+                result.notes += (f"{message.where}.{note}" for note in message.content.order.set_aside)
+        into.messages.extend((tenant_id, m) for m in messages)
+        into.statuses.extend((tenant_id, s) for s in statuses)
+        if messages or statuses:
+            result.applied += len(messages) + len(statuses)
+            result.tenants.add(tenant_id)
     result.outcome = IGNORED if not result.applied else PARTIAL if result.notes else PROCESSED
     return result
+
+
+def _storable(where: str, problems: list[str], notes: list[str]) -> bool:
+    """True when the item fits its columns; otherwise it is set aside with a note naming each field."""
+    if problems:
+        notes.append(f"{where}: set aside: {'; '.join(problems)}")
+    return not problems
 
 
 def write(db: Database, tenants: TenantDirectory, bodies: list[Body], job_id: str | None) -> Written:

@@ -18,6 +18,7 @@ class Media:
 
 @dataclass(frozen=True)
 class OrderItem:
+    position: int  # in the order's product_items, as Meta sent them
     product_retailer_id: str
     quantity: int
     item_price: Decimal
@@ -29,6 +30,7 @@ class Order:
     catalog_id: str | None
     note: str | None
     items: tuple[OrderItem, ...]
+    set_aside: tuple[str, ...] = ()  # a note for each item that could not be stored
 
     @property
     def total(self) -> Decimal:
@@ -69,6 +71,7 @@ class Message:
     context_wamid: str | None
     forwarded: bool
     raw: RawJson
+    where: str = ""  # its path in the body, for notes
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class Status:
     conversation_id: str | None = None
     pricing_category: str | None = None
     raw: RawJson | None = None
+    where: str = ""  # its path in the body, for notes
 
 
 @dataclass

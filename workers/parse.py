@@ -2,14 +2,16 @@
 
 import json
 import logging
+import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any, TypeVar
 
-from models import INBOUND, OUTBOUND
+from models import INBOUND, OUTBOUND, WhatsAppOrderItem
+from models.limits import row_problems
 from workers.events import (
     Change,
     Content,
@@ -29,8 +31,23 @@ MESSAGES_FIELD = "messages"
 ECHOES_FIELD = "smb_message_echoes"
 
 
+# PostgreSQL text and JSONB cannot hold NUL, and UTF-8 cannot encode a lone surrogate; JSON can escape
+# both. Bodies without such an escape (nearly all) are never walked.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+# More digits than any column holds: such a number is refused before int() spends time building it.
+MAX_DIGITS = 40
+MISSING = "no id, status or timestamp"
+ORDER_ITEMS = WhatsAppOrderItem.__table__
+
+
 class NotAWebhook(ValueError):
     """The body is not a JSON object: nothing in it can ever be processed."""
+
+
+class SetAside(ValueError):
+    """One item (message, status, order item) that cannot be stored; its message names the field."""
 
 
 def _dict(value: Any) -> RawJson:
@@ -50,6 +67,8 @@ def _str(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
+    if isinstance(value, Decimal) and not (value.is_finite() and value.adjusted() < MAX_DIGITS):
+        return None  # int() of 1e999999999 would build a billion digits
     try:
         return int(value) if value is not None and not isinstance(value, bool) else None
     except (TypeError, ValueError, InvalidOperation):
@@ -65,9 +84,25 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
+def _whole(value: Any) -> int | None:
+    """A whole number, as Meta writes counts: an integer or its digits; never a truncated fraction."""
+    number = _decimal(value)
+    if number is None or not number.is_finite() or number.adjusted() >= MAX_DIGITS:
+        return None
+    return int(number) if number == number.to_integral_value() else None
+
+
 def _timestamp(value: Any) -> datetime | None:
-    seconds = _int(value)
-    return datetime.fromtimestamp(seconds, UTC) if seconds is not None and seconds > 0 else None
+    """Unix seconds as a UTC time; None when absent or not a number; SetAside when no calendar holds it."""
+    seconds = _decimal(value)
+    if seconds is None or not seconds.is_finite() or seconds <= 0:
+        return None
+    try:
+        if seconds.adjusted() >= MAX_DIGITS:
+            raise OverflowError
+        return datetime.fromtimestamp(int(seconds), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise SetAside(f"timestamp: {str(value)[:40]} is out of range") from None
 
 
 def _first_error(errors: Any) -> tuple[int | None, str | None, str | None]:
@@ -117,23 +152,34 @@ def _button(m: RawJson) -> Content:
     return Content(body=_str(button.get("text")) or _str(button.get("payload")))
 
 
-def _order_item(item: RawJson) -> OrderItem | None:
+def _order_item(item: RawJson, position: int) -> OrderItem | str:
+    """The item, or why it cannot be stored."""
     retailer_id, quantity, price = (
         _str(item.get("product_retailer_id")),
-        _int(item.get("quantity")),
+        _whole(item.get("quantity")),
         _decimal(item.get("item_price")),
     )
-    if retailer_id is None or quantity is None or price is None:
-        return None
-    return OrderItem(retailer_id, quantity, price, _str(item.get("currency")))
+    if retailer_id is None:
+        return "product_retailer_id: missing"
+    if quantity is None:
+        return f"quantity: {str(item.get('quantity'))[:40]} is not a whole number"
+    if price is None or not price.is_finite():
+        return f"item_price: {str(item.get('item_price'))[:40]} is not a finite number"
+    parsed = OrderItem(position, retailer_id, quantity, price, _str(item.get("currency")))
+    problems = row_problems(ORDER_ITEMS, asdict(parsed))
+    return "; ".join(problems) if problems else parsed
 
 
 def _order(m: RawJson) -> Content:
     obj = _dict(m.get("order"))
-    items = [_order_item(_dict(i)) for i in _list(obj.get("product_items"))]
-    order = Order(_str(obj.get("catalog_id")), _str(obj.get("text")), tuple(i for i in items if i))
-    if len(order.items) != len(items):
-        log.warning("order item without retailer id, quantity or price dropped", extra={"wamid": m.get("id")})
+    items, unusable = [], []
+    for position, raw_item in enumerate(_list(obj.get("product_items"))):
+        item = _order_item(_dict(raw_item), position)
+        if isinstance(item, OrderItem):
+            items.append(item)
+        else:
+            unusable.append(f"order.product_items[{position}]: set aside: {item}")
+    order = Order(_str(obj.get("catalog_id")), _str(obj.get("text")), tuple(items), tuple(unusable))
     return Content(body=order.note, order=order)
 
 
@@ -190,10 +236,10 @@ def _content(m: RawJson) -> Content:
     return replace(content, error_code=code, error_title=title, error_details=details)
 
 
-def _message(m: RawJson, *, direction: str, names: dict[str, str]) -> Message | None:
+def _message(m: RawJson, where: str, *, direction: str, names: dict[str, str]) -> Message:
     wamid, timestamp = _str(m.get("id")), _timestamp(m.get("timestamp"))
     if wamid is None or timestamp is None:
-        return None
+        raise SetAside(MISSING)
     context = _dict(m.get("context"))
     if direction == INBOUND:
         wa_id, user_id = _str(m.get("from")), _str(m.get("from_user_id")) or _str(m.get("user_id"))
@@ -211,13 +257,14 @@ def _message(m: RawJson, *, direction: str, names: dict[str, str]) -> Message | 
         context_wamid=_str(context.get("id")),
         forwarded=bool(context.get("forwarded") or context.get("frequently_forwarded")),
         raw=m,
+        where=where,
     )
 
 
-def _status(s: RawJson, *, names: dict[str, str]) -> Status | None:
+def _status(s: RawJson, where: str, *, names: dict[str, str]) -> Status:
     wamid, name, timestamp = _str(s.get("id")), _str(s.get("status")), _timestamp(s.get("timestamp"))
     if wamid is None or name is None or timestamp is None:
-        return None
+        raise SetAside(MISSING)
     code, title, details = _first_error(s.get("errors"))
     wa_id, user_id = _str(s.get("recipient_id")), _str(s.get("recipient_user_id"))
     return Status(
@@ -233,6 +280,7 @@ def _status(s: RawJson, *, names: dict[str, str]) -> Status | None:
         conversation_id=_str(_dict(s.get("conversation")).get("id")),
         pricing_category=_str(_dict(s.get("pricing")).get("category")),
         raw=s,
+        where=where,
     )
 
 
@@ -247,14 +295,15 @@ def _contact_names(value: RawJson) -> dict[str, str]:
 
 
 def _collect(
-    into: list[T], items: Any, parse_one: Callable[[RawJson], T | None], where: str, skipped: list[str]
+    into: list[T], items: Any, parse_one: Callable[[RawJson, str], T], where: str, skipped: list[str]
 ) -> None:
+    """Parse each item on its own: one that cannot be read is noted and never costs its siblings."""
     for n, item in enumerate(_list(items)):
-        parsed = parse_one(_dict(item))
-        if parsed is None:
-            skipped.append(f"{where}[{n}]: no id, status or timestamp")
-        else:
-            into.append(parsed)
+        at = f"{where}[{n}]"
+        try:
+            into.append(parse_one(_dict(item), at))
+        except SetAside as why:
+            skipped.append(f"{at}: set aside: {why}")
 
 
 def _messages_field(change: Change, value: RawJson, names: dict[str, str], where: str) -> None:
@@ -292,16 +341,51 @@ def _change(raw: RawJson, where: str) -> Change:
     return change
 
 
-def parse(body: bytes) -> Envelope:
-    """Parse a webhook body; raise NotAWebhook only when it is not a JSON object at all."""
+def _scrub(value: Any, where: str, replaced: list[str]) -> Any:
+    """value with NUL and lone surrogates replaced in every string and key; each changed path noted."""
+    if isinstance(value, str):
+        clean = _UNSTORABLE_CHARACTER.sub(REPLACEMENT, value)
+        if clean != value:
+            replaced.append(where or "(the body)")
+        return clean
+    if isinstance(value, list):
+        return [_scrub(item, f"{where}[{n}]", replaced) for n, item in enumerate(value)]
+    if isinstance(value, dict):
+        scrubbed = {}
+        for key, item in value.items():
+            clean_key = _scrub(key, f"{where}.(a key)" if where else "(a key)", replaced)
+            scrubbed[clean_key] = _scrub(item, f"{where}.{clean_key}" if where else clean_key, replaced)
+        return scrubbed
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _load(body: bytes) -> tuple[RawJson, list[str]]:
+    """The body's JSON object, storable everywhere, and a note for each string that had to be changed."""
     try:
         # Decimal for every fractional number: prices must never pass through a float.
-        document = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise NotAWebhook(f"not JSON: {error}") from None
+        document = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: a 5,000-digit integer
+        raise NotAWebhook(f"not JSON: {type(error).__name__}: {str(error)[:200]}") from None
     if not isinstance(document, dict):
         raise NotAWebhook(f"a JSON {type(document).__name__}, not an object")
-    envelope = Envelope()
+    if not _UNSTORABLE_ESCAPE.search(body):
+        return document, []
+    replaced: list[str] = []
+    try:
+        document = _scrub(document, "", replaced)
+    except RecursionError:
+        raise NotAWebhook("nested too deeply to store") from None
+    return document, [f"{path}: NUL or lone surrogate replaced with U+FFFD" for path in replaced]
+
+
+def parse(body: bytes) -> Envelope:
+    """Parse a webhook body; raise NotAWebhook only when it is not a JSON object at all."""
+    document, replaced = _load(body)
+    envelope = Envelope(skipped=replaced)
     entries = document.get("entry")
     if not isinstance(entries, list):
         envelope.skipped.append("entry: missing or not a list")

@@ -26,8 +26,9 @@ from models import (
     WhatsAppProduct,
 )
 from models.db import dialect_of, upsert
+from models.limits import row_problems
 from models.statuses import SENT, STATUS_RULES, STATUSES
-from workers.events import Message, Status
+from workers.events import Message, Order, Status
 
 RECEIVED = "received"
 STATUS_RANK = {rule.status: rule.rank for rule in STATUS_RULES}
@@ -168,6 +169,21 @@ def store(session: Session, routed: Routed) -> Inserted:
     return inserted
 
 
+def message_problems(m: Message) -> list[str]:
+    """What in this message its columns cannot hold ('column: why'); empty when it can be stored."""
+    problems = row_problems(MESSAGES, _message_row(0, m, RECEIVED))
+    if m.content.order is not None:
+        problems += row_problems(ORDERS, _order_row(0, m, m.content.order))
+    return problems
+
+
+def status_problems(s: Status) -> list[str]:
+    """What in this status its columns cannot hold; a status we do not store (unknown name) holds nothing."""
+    if s.status not in STATUSES:
+        return []
+    return row_problems(SIGHTINGS, _sighting_row(0, s)) + row_problems(MESSAGES, _status_values(s))
+
+
 def _by_wamid(messages: Iterable[tuple[int, Message]]) -> list[tuple[int, Message]]:
     """The first of each wamid, sorted by wamid."""
     first: dict[str, tuple[int, Message]] = {}
@@ -217,20 +233,7 @@ def _insert_orders(
     orders = [(t, m, m.content.order) for t, m in inbound if m.content.order is not None]
     if not orders:
         return {}
-    rows = [
-        {
-            "tenant_id": t,
-            "wamid": m.wamid,
-            "wa_id": m.wa_id,
-            "catalog_id": o.catalog_id,
-            "total_amount": o.total,
-            "currency": o.currency,
-            "note": o.note,
-            "ordered_at": m.timestamp,
-            "raw": m.raw.get("order"),
-        }
-        for t, m, o in orders
-    ]
+    rows = [_order_row(t, m, o) for t, m, o in orders]
     order_ids: dict[str, int] = {wamid: oid for wamid, oid in session.execute(sql.orders, rows)}
     if not order_ids:
         return {}
@@ -243,18 +246,32 @@ def _insert_orders(
         items += [
             {
                 "order_id": order_ids[message.wamid],
-                "position": position,
+                "position": item.position,
                 "product_id": products.get((tenant_id, order.catalog_id, item.product_retailer_id)),
                 "product_retailer_id": item.product_retailer_id,
                 "quantity": item.quantity,
                 "item_price": item.item_price,
                 "currency": item.currency,
             }
-            for position, item in enumerate(order.items)
+            for item in order.items
         ]
     if items:
         session.execute(sql.order_items, items)
     return order_ids
+
+
+def _order_row(tenant_id: int, m: Message, order: Order) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "wamid": m.wamid,
+        "wa_id": m.wa_id,
+        "catalog_id": order.catalog_id,
+        "total_amount": order.total,
+        "currency": order.currency,
+        "note": order.note,
+        "ordered_at": m.timestamp,
+        "raw": m.raw.get("order"),
+    }
 
 
 def _product_ids(
@@ -274,16 +291,20 @@ def _record_first_sightings(
     """A (wamid, status) row is inserted once ever, with the earliest time this batch saw it."""
     first: dict[tuple[str, str], dict[str, object]] = {}
     for tenant_id, s in sorted(statuses, key=lambda ts: ts[1].timestamp, reverse=True):
-        first[(s.wamid, s.status)] = {
-            "tenant_id": tenant_id,
-            "wamid": s.wamid,
-            "status": s.status,
-            "status_at": s.timestamp,
-            "recipient_id": s.recipient_id or s.recipient_user_id,
-            "raw": s.raw,
-        }
+        first[(s.wamid, s.status)] = _sighting_row(tenant_id, s)
     rows = session.execute(sql.sightings, [first[k] for k in sorted(first)])
     inserted.sightings = [(tenant_id, status, _utc(at)) for tenant_id, status, at in rows]
+
+
+def _sighting_row(tenant_id: int, s: Status) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "wamid": s.wamid,
+        "status": s.status,
+        "status_at": s.timestamp,
+        "recipient_id": s.recipient_id or s.recipient_user_id,
+        "raw": s.raw,
+    }
 
 
 def _advance_messages(session: Session, sql: Statements, statuses: list[tuple[int, Status]]) -> None:
@@ -293,19 +314,24 @@ def _advance_messages(session: Session, sql: Statements, statuses: list[tuple[in
         row = rows.setdefault(s.wamid, _bare_outbound_row(tenant_id, s.wamid))
         if STATUS_RANK[s.status] > STATUS_RANK.get(str(row["status"]), 0):
             row["status"] = s.status
-        for column, value in (
-            (STATUSES[s.status].time_column, s.timestamp),
-            ("wa_id", s.recipient_id),
-            ("user_id", s.recipient_user_id),
-            ("contact_name", s.contact_name),
-            ("failure_code", s.error_code),
-            ("failure_title", s.error_title),
-            ("failure_details", s.error_details),
-            ("conversation_id", s.conversation_id),
-            ("pricing_category", s.pricing_category),
-        ):
+        for column, value in _status_values(s).items():
             row[column] = row[column] or value
     session.execute(sql.advance, [rows[w] for w in sorted(rows)])
+
+
+def _status_values(s: Status) -> dict[str, object]:
+    """What a status tells about its message: each column filled by the first status that has it."""
+    return {
+        STATUSES[s.status].time_column: s.timestamp,
+        "wa_id": s.recipient_id,
+        "user_id": s.recipient_user_id,
+        "contact_name": s.contact_name,
+        "failure_code": s.error_code,
+        "failure_title": s.error_title,
+        "failure_details": s.error_details,
+        "conversation_id": s.conversation_id,
+        "pricing_category": s.pricing_category,
+    }
 
 
 def _bare_outbound_row(tenant_id: int, wamid: str) -> dict[str, object]:
