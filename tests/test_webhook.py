@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,13 +20,15 @@ from werkzeug.serving import make_server
 
 from runtime.config import WebConfig
 from runtime.inbox import Inbox, InboxKeys, body_digest
+from runtime.logs import JsonFormatter
 from runtime.redis_client import web_client
 from tests.conftest import PAYLOADS, SECRET, VERIFY_TOKEN, empty_redis
 from tests.processes import PROJECT_ROOT, free_port
-from webhook.app import create_app
+from webhook import app as app_module
+from webhook.app import MAX_NESTING, create_app
 from webhook.signature import sign
 
-LIMIT = 16 * 1024
+LIMIT = 256 * 1024  # room for the hostile bodies (100,000 levels deep is 200 KB)
 QUEUE = "webhook-test"
 TEXT = (PAYLOADS / "text_reply.json").read_bytes()
 
@@ -35,6 +38,12 @@ def json_of_size(size: int) -> bytes:
     body = b'{"pad":"' + b"x" * (size - 10) + b'"}'
     assert len(body) == size
     return body
+
+
+def nested(levels: int, shallow_siblings: int = 0) -> bytes:
+    """A JSON object nesting `levels` deep (`{}` is one level), beside that many arrays one level down."""
+    siblings = b'"pad":[' + b",".join([b"[]"] * shallow_siblings) + b"]," if shallow_siblings else b""
+    return b"{" + siblings + b'"entry":' + b"[" * (levels - 1) + b"null" + b"]" * (levels - 1) + b"}"
 
 
 def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
@@ -176,12 +185,6 @@ def test_handshake_without_the_right_mode_token_and_challenge_is_forbidden(
         pytest.param(TEXT, signed(TEXT, "another-secret"), 403, id="wrong secret"),
         pytest.param(TEXT, signed(TEXT + b" "), 403, id="signature of other bytes"),
         pytest.param(TEXT, {"X-Hub-Signature": sign(SECRET, TEXT)}, 401, id="signature in the sha1 header"),
-        pytest.param(b"not json", signed(b"not json"), 400, id="not JSON"),
-        pytest.param(b"[]", signed(b"[]"), 400, id="JSON array"),
-        pytest.param(b'"entry"', signed(b'"entry"'), 400, id="JSON string"),
-        pytest.param(b"null", signed(b"null"), 400, id="JSON null"),
-        pytest.param(b"", signed(b""), 400, id="empty body"),
-        pytest.param(b'{"a": "\xff"}', signed(b'{"a": "\xff"}'), 400, id="not UTF-8"),
         pytest.param(json_of_size(LIMIT + 1), signed(json_of_size(LIMIT + 1)), 413, id="too large"),
     ],
 )
@@ -192,6 +195,47 @@ def test_a_refused_post_queues_nothing(
     assert response.status_code == status
     assert set(response.get_json()) == {"error"}
     assert queue_keys(store) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(nested(5_000), id="5,000 levels deep"),
+        pytest.param(nested(100_000), id="100,000 levels deep"),
+        pytest.param(nested(MAX_NESTING + 1), id="one level over the nesting limit"),
+        pytest.param(nested(MAX_NESTING + 1, shallow_siblings=200), id="over the limit among siblings"),
+        pytest.param(b'{"n":' + b"7" * 5_000 + b"}", id="5,000-digit integer"),
+        pytest.param(b'{"a": "\xff"}', id="not UTF-8"),
+        pytest.param(b'{"a": "\xed\xa0\x80"}', id="UTF-8 of a lone surrogate"),
+        pytest.param('{"a": 1}'.encode("utf-16"), id="UTF-16"),
+        pytest.param(b"not json", id="not JSON"),
+        pytest.param(b"[]", id="JSON array"),
+        pytest.param(b'""', id="JSON string"),
+        pytest.param(b"null", id="JSON null"),
+        pytest.param(b"", id="empty body"),
+    ],
+)
+def test_a_signed_body_that_cannot_be_read_safely_is_refused_with_a_json_error(
+    client: FlaskClient, store: redis.Redis, body: bytes
+) -> None:
+    response = client.post("/webhook", data=body, headers=signed(body))
+    assert (response.status_code, response.mimetype) == (400, "application/json")
+    assert set(response.get_json()) == {"error"}
+    assert queue_keys(store) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(nested(MAX_NESTING), id="at the nesting limit"),
+        pytest.param(nested(MAX_NESTING, shallow_siblings=200), id="at the limit among shallow siblings"),
+        pytest.param(b'{"n":' + b"7" * 4_300 + b"}", id="4,300-digit integer"),
+    ],
+)
+def test_a_signed_body_at_the_limits_is_queued(client: FlaskClient, store: redis.Redis, body: bytes) -> None:
+    response = client.post("/webhook", data=body, headers=signed(body))
+    assert (response.status_code, response.get_json()) == (200, {"queued": True})
+    assert queued(store) == [body]
 
 
 def test_a_body_of_exactly_the_limit_is_accepted(client: FlaskClient, inbox: Inbox) -> None:
@@ -315,6 +359,60 @@ def test_a_signature_from_a_rotated_in_secret_is_accepted(store: redis.Redis, in
     client = create_app(config, redis=store).test_client()
     assert client.post("/webhook", data=TEXT, headers=signed(TEXT)).status_code == 200
     assert inbox.depth() == 1
+
+
+# Every other error answers JSON, never Flask's HTML page
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error"),
+    [
+        ("GET", "/no-such-page", 404, "not found"),
+        ("POST", "/webhook/", 404, "not found"),
+        ("PUT", "/webhook", 405, "method not allowed"),
+        ("DELETE", "/webhook", 405, "method not allowed"),
+        ("POST", "/healthz", 405, "method not allowed"),
+    ],
+)
+def test_a_request_no_route_takes_gets_a_json_error(
+    client: FlaskClient, method: str, path: str, status: int, error: str
+) -> None:
+    response = client.open(path, method=method)
+    assert (response.status_code, response.mimetype) == (status, "application/json")
+    assert response.get_json() == {"error": error}
+
+
+def test_a_method_not_allowed_still_names_the_allowed_ones(client: FlaskClient) -> None:
+    allowed = client.put("/webhook").headers["Allow"]
+    assert {"GET", "POST"} <= {method.strip() for method in allowed.split(",")}
+
+
+@pytest.fixture
+def app_log() -> Iterator[io.StringIO]:
+    """What webhook.app logs, formatted as in production (the formatter masks registered secrets)."""
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger(app_module.__name__)
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
+def test_a_bug_answers_a_json_500_and_logs_the_traceback_without_secrets(
+    client: FlaskClient, store: redis.Redis, app_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError(f"a bug that mentions {SECRET}")
+
+    monkeypatch.setattr(app_module, "verify", broken)
+    response = client.post("/webhook", data=TEXT, headers=signed(TEXT))
+    assert (response.status_code, response.get_json()) == (500, {"error": "internal error"})
+    logged = app_log.getvalue()
+    assert "unexpected error answering POST /webhook" in logged
+    assert "RuntimeError: a bug that mentions ***" in logged
+    assert SECRET not in logged
+    assert queue_keys(store) == []
 
 
 # Health, and Redis going away

@@ -3,11 +3,13 @@
 import hmac
 import json
 import logging
-from typing import IO
+from typing import IO, Any
 
 from flask import Flask, Response, jsonify, request
 from redis import Redis
 from redis.exceptions import RedisError
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from runtime.config import WebConfig
 from runtime.inbox import Inbox, body_digest
@@ -18,6 +20,10 @@ from webhook.signature import Verdict, verify
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 64 * 1024
+# Meta's bodies nest a dozen levels at most (entry > changes > value > messages > contacts > phones);
+# 64 leaves room for fields Meta may add and keeps whoever reads the body recursively (the workers'
+# parser, json itself) far below Python's recursion limit of 1,000.
+MAX_NESTING = 64
 # The two answers to an accepted POST, byte for byte as jsonify writes them, encoded once: the hot path.
 _QUEUED = {flag: json.dumps({"queued": flag}, separators=(",", ":")) + "\n" for flag in (True, False)}
 
@@ -52,8 +58,9 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
                 "webhook rejected: signature %s", verdict.value, extra={"event": body_digest(body)[:16]}
             )
             return _error(f"signature {verdict.value}", 401 if verdict is Verdict.MISSING else 403)
-        if not _is_json_object(body):
-            return _error("body is not a JSON object", 400)
+        refusal = _refusal(body)
+        if refusal is not None:
+            return _error(refusal, 400)
         try:
             queued = inbox.push(body)
         except (RedisError, TimeoutError) as error:
@@ -73,6 +80,20 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
             return _error(f"redis: {type(error).__name__}", 503)
         return jsonify(ready=True), 200
 
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> BaseResponse:
+        """Every status Flask raises itself (404, 405, ...) answers JSON too, with its headers (Allow)."""
+        response = error.get_response()
+        response.set_data(json.dumps({"error": error.name.lower()}))
+        response.mimetype = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[Response, int]:
+        """A bug: logged with its traceback (the log formatter masks secrets), answered in JSON."""
+        log.error("unexpected error answering %s %s", request.method, request.path, exc_info=error)
+        return _error("internal error", 500)
+
     return app
 
 
@@ -91,8 +112,41 @@ def _error(message: str, status: int) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
-def _is_json_object(body: bytes) -> bool:
+def _refusal(body: bytes) -> str | None:
+    """Why a body cannot be queued, or None for a UTF-8 JSON object nested at most MAX_NESTING deep."""
     try:
-        return isinstance(json.loads(body), dict)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = json.loads(body.decode())
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    except RecursionError:  # json gives up near Python's recursion limit, long after MAX_NESTING
+        return f"body nests deeper than {MAX_NESTING} levels"
+    except json.JSONDecodeError:
+        return "body is not JSON"
+    except ValueError:  # an integer over Python's limit of 4,300 digits for converting a string
+        return "body holds a number too long to read"
+    if not isinstance(document, dict):
+        return "body is not a JSON object"
+    if _nests_deeper_than(MAX_NESTING, body, document):
+        return f"body nests deeper than {MAX_NESTING} levels"
+    return None
+
+
+def _nests_deeper_than(limit: int, body: bytes, document: dict[str, Any]) -> bool:
+    """Whether objects and arrays nest more than limit levels deep (`{}` is one level).
+
+    The hot path walks nothing: the count of opening brackets bounds the depth from above at C speed,
+    so only a body with more brackets than the limit (a large batch, or a hostile body) is walked.
+    """
+    if body.count(b"{") + body.count(b"[") <= limit:
         return False
+    level: list[dict[str, Any] | list[Any]] = [document]
+    for _ in range(limit):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
