@@ -3,7 +3,9 @@
 A round trip per POST is what bounds intake (bench/README.md): the thread that finds no push in
 flight leads, and pushes every body that arrived while the previous push was in flight; the
 others wait for its answer. Each request still gets its 200 only once its own body is in Redis.
-At low load every push travels alone, so nothing waits for company.
+At low load every push travels alone, so nothing waits for company. A round trip that fails
+fails those already waiting for the next one as well, so while Redis stalls a request waits for at
+most the one round trip in flight when it arrived (one client timeout), never for two.
 """
 
 import threading
@@ -65,17 +67,20 @@ class GroupPush:
         raise TimeoutError("no answer from the shared push to Redis")
 
     def _lead(self) -> None:
-        """Push everything waiting, answer each passenger, then pass the lead on (or put it down)."""
+        """Push everything waiting and answer each passenger; then pass the lead on, or put it down."""
         with self._lock:
             batch, self._waiting = self._waiting, []
         try:
             flags = self._push_many([passenger.body for passenger in batch])
         except BaseException as error:  # every passenger must hear back, whatever went wrong
-            for passenger in batch:
-                passenger.error = error
+            self._fail(batch, error)
         else:
-            for passenger, queued in zip(batch, flags, strict=True):
-                passenger.queued = queued
+            self._answer(batch, flags)
+
+    def _answer(self, batch: list[_Passenger], flags: list[bool]) -> None:
+        """Each passenger of a round trip that worked hears its own flag; the first one waiting leads next."""
+        for passenger, queued in zip(batch, flags, strict=True):
+            passenger.queued = queued
         with self._lock:
             successor = self._waiting[0] if self._waiting else None
             if successor is None:
@@ -86,3 +91,15 @@ class GroupPush:
             passenger.arrived.release()
         if successor is not None:
             successor.arrived.release()
+
+    def _fail(self, batch: list[_Passenger], error: BaseException) -> None:
+        """A failed round trip fails its passengers and those waiting for the next one; the lead is put down.
+
+        What failed it (Redis stalled or gone) would fail the next trip too, after another timeout.
+        """
+        with self._lock:
+            stranded, self._waiting = self._waiting, []
+            self._in_flight = False
+        for passenger in (*batch, *stranded):
+            passenger.error = error
+            passenger.arrived.release()
