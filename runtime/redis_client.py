@@ -2,16 +2,28 @@
 
 from redis import Redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
+
+# How long the web side waits for Redis to connect or to answer one command. A stalled Redis must
+# become a 503 within a second (Meta redelivers later), and a request waits for at most one round
+# trip's timeout (webhook/group_push.py). A healthy Redis answers the push in well under a millisecond.
+WEB_TIMEOUT_SECONDS = 0.5
 
 
 def web_client(url: str) -> Redis:
-    """Fail fast: a dead Redis must become a 503 in well under Meta's timeout, not a hung request."""
+    """Fail fast: a dead or stalled Redis becomes a 503 within a second, never a hung request.
+
+    One retry, and only for a broken connection (Redis restarted, an idle connection dropped), which
+    fails at once; a timeout is never retried, so a stalled Redis costs one timeout, not two.
+    """
     return Redis.from_url(
         url,
-        socket_connect_timeout=0.5,
-        socket_timeout=2.0,
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        socket_connect_timeout=WEB_TIMEOUT_SECONDS,
+        socket_timeout=WEB_TIMEOUT_SECONDS,
+        retry=Retry(
+            ExponentialBackoff(cap=0.05, base=0.01), retries=1, supported_errors=(RedisConnectionError,)
+        ),
         health_check_interval=30,
     )
 

@@ -4,9 +4,11 @@ import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,7 +25,7 @@ from runtime.inbox import Inbox, InboxKeys, body_digest
 from runtime.logs import JsonFormatter
 from runtime.redis_client import web_client
 from tests.conftest import PAYLOADS, SECRET, VERIFY_TOKEN, empty_redis
-from tests.processes import PROJECT_ROOT, free_port
+from tests.processes import PROJECT_ROOT, free_port, wait_until
 from webhook import app as app_module
 from webhook.app import MAX_NESTING, create_app
 from webhook.signature import sign
@@ -444,6 +446,49 @@ def test_a_valid_post_with_redis_down_is_unavailable_without_a_traceback(redis_d
 
 def test_a_bad_signature_with_redis_down_is_still_forbidden(redis_down: FlaskClient) -> None:
     assert redis_down.post("/webhook", data=TEXT, headers=signed(TEXT, "wrong")).status_code == 403
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local port that takes connections (the kernel does) and never answers, as a stalled Redis."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield listener.getsockname()[1]
+
+
+def test_the_web_client_gives_up_on_a_silent_redis_after_one_timeout(silent_port: int) -> None:
+    """No retry on a timeout: a stalled Redis becomes a 503 within the issue's second, not after two."""
+    client = web_client(f"redis://127.0.0.1:{silent_port}/0")
+    began = time.monotonic()
+    with pytest.raises(redis.TimeoutError):
+        client.ping()
+    assert time.monotonic() - began < 1.0
+    client.close()
+
+
+def test_the_web_client_retries_a_command_whose_connection_broke(
+    redis_url: str, real_redis: redis.Redis
+) -> None:
+    """One retry on a broken connection (Redis restarted, a connection closed mid-command): no 503 for it."""
+    client = web_client(redis_url)
+    victim, killed = client.client_id(), threading.Event()
+
+    def blocked() -> bool:
+        return any(c["id"] == str(victim) and "b" in c["flags"] for c in real_redis.client_list())
+
+    def kill_once_blocked() -> None:
+        wait_until(blocked, 5, "the BLPOP blocking", interval=0.002)
+        real_redis.client_kill_filter(_id=victim)
+        killed.set()
+
+    killer = threading.Thread(target=kill_once_blocked)
+    killer.start()
+    try:
+        # Shorter than the client's 0.5 s timeout, long enough for the kill to land while it blocks.
+        assert client.blpop(["wahooks:webhook-test:nothing"], timeout=0.3) is None
+    finally:
+        killer.join()
+        client.close()
+    assert killed.is_set()
 
 
 # The web process
