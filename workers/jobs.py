@@ -9,6 +9,7 @@ from rq.queue import EnqueueData
 
 from models.db import Database
 from runtime.inbox import JOB_PATH, body_digest
+from runtime.logs import error_summary
 from workers import services
 from workers.batch import Body, Failure, Written, record_failure, write
 from workers.tenants import TenantDirectory
@@ -69,9 +70,8 @@ def process(db: Database, tenants: TenantDirectory, bodies: list[bytes], job_id:
     written.failures += unparsable
     for failure in written.failures:
         log.error(
-            "body failed: %s: %s",
-            type(failure.error).__name__,
-            failure.error,
+            "body failed: %s; its webhook_events row has the whole error",
+            error_summary(failure.error),
             extra={"event": failure.digest[:16], "job": job_id},
         )
         record_failure(db, failure, job_id)
