@@ -24,6 +24,7 @@ CHUNK_BYTES = 64 * 1024
 # 64 leaves room for fields Meta may add and keeps whoever reads the body recursively (the workers'
 # parser, json itself) far below Python's recursion limit of 1,000.
 MAX_NESTING = 64
+_CONTAINERS = (dict, list)
 # The two answers to an accepted POST, byte for byte as jsonify writes them, encoded once: the hot path.
 _QUEUED = {flag: json.dumps({"queued": flag}, separators=(",", ":")) + "\n" for flag in (True, False)}
 
@@ -141,11 +142,12 @@ def _nests_deeper_than(limit: int, body: bytes, document: dict[str, Any]) -> boo
         return False
     level: list[dict[str, Any] | list[Any]] = [document]
     for _ in range(limit):
+        # json makes exact dicts and lists, and a type lookup is a third faster than isinstance here.
         level = [
             child
             for node in level
             for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list)
+            if type(child) in _CONTAINERS
         ]
         if not level:
             return False
