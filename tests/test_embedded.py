@@ -13,8 +13,8 @@ def test_demo_replays_the_samples_and_prints_what_landed(
     monkeypatch.chdir(tmp_path)
     assert main(["dev", "--demo"]) == 0
     out = capsys.readouterr().out
-    assert "HTTP answers: 200: 55" in out
-    assert "webhook_events by outcome: ignored: 4  partial: 3  processed: 47" in out
+    assert "HTTP answers: 200: 58" in out
+    assert "webhook_events by outcome: ignored: 4  partial: 6  processed: 47" in out
     assert "wamid.HBgLORDER-UNKNOWN-AND-FRACTIONAL-1" in out and "38.52 USD" in out
     assert (tmp_path / "wahooks-dev.db").exists()
 

@@ -207,6 +207,8 @@ def test_a_refused_post_queues_nothing(
         pytest.param(nested(MAX_NESTING + 1), id="one level over the nesting limit"),
         pytest.param(nested(MAX_NESTING + 1, shallow_siblings=200), id="over the limit among siblings"),
         pytest.param(b'{"n":' + b"7" * 5_000 + b"}", id="5,000-digit integer"),
+        pytest.param(b'{"price": NaN}', id="NaN literal"),
+        pytest.param(b'{"price": [-Infinity]}', id="-Infinity literal"),
         pytest.param(b'{"a": "\xff"}', id="not UTF-8"),
         pytest.param(b'{"a": "\xed\xa0\x80"}', id="UTF-8 of a lone surrogate"),
         pytest.param('{"a": 1}'.encode("utf-16"), id="UTF-16"),

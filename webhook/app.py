@@ -113,10 +113,20 @@ def _error(message: str, status: int) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
+class _NotJsonNumber(ValueError):
+    """NaN, Infinity or -Infinity: Python's json reads them, JSON (and PostgreSQL's jsonb) does not."""
+
+
+def _refuse_constant(name: str) -> None:
+    raise _NotJsonNumber(name)
+
+
 def _refusal(body: bytes) -> str | None:
     """Why a body cannot be queued, or None for a UTF-8 JSON object nested at most MAX_NESTING deep."""
     try:
-        document = json.loads(body.decode())
+        document = json.loads(body.decode(), parse_constant=_refuse_constant)
+    except _NotJsonNumber as literal:
+        return f"body holds {literal}, which is not a JSON number"
     except UnicodeDecodeError:
         return "body is not UTF-8"
     except RecursionError:  # json gives up near Python's recursion limit, long after MAX_NESTING
