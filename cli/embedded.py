@@ -29,6 +29,7 @@ DEMO_TENANTS = (
     tenants.NewTenant("Bravo", "100000000000002", "200000000000002", "15550000002"),
 )
 DEMO_CATALOG_ID = "300000000000001"
+DEV_SECRET = "dev-app-secret"  # the embedded server's default: a demo value, printed
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ def serving(database_url: str, port: int) -> Iterator[Embedded]:
     upgrade(database_url)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the demo
     redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    secret = os.environ.get("WHATSAPP_APP_SECRET", "dev-app-secret")
+    # The first of the secrets, as the web app reads them (several while one is rotated).
+    secret = os.environ.get("WHATSAPP_APP_SECRET", DEV_SECRET).split(",")[0].strip() or DEV_SECRET
     web = WebConfig(
         redis_url="redis://embedded",
         app_secrets=(secret,),
@@ -71,7 +73,9 @@ def serving(database_url: str, port: int) -> Iterator[Embedded]:
 
 def serve(database_url: str, port: int) -> None:
     with serving(database_url, port) as embedded:
-        print(f"webhook: {embedded.url}  (app secret {embedded.secret!r}; Ctrl-C stops)", flush=True)
+        # A real secret (WHATSAPP_APP_SECRET) is never printed; the built-in one is no secret.
+        shown = repr(DEV_SECRET) if embedded.secret == DEV_SECRET else "from WHATSAPP_APP_SECRET"
+        print(f"webhook: {embedded.url}  (app secret {shown}; Ctrl-C stops)", flush=True)
         runner.run(embedded.services)
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from cli import embedded
 from cli.main import main
 
 
@@ -27,3 +28,28 @@ def test_demo_twice_on_the_same_file_changes_nothing(
     first = capsys.readouterr().out.split("webhook_events by outcome")[1]
     main(["dev", "--demo"])
     assert capsys.readouterr().out.split("webhook_events by outcome")[1] == first
+
+
+@pytest.mark.parametrize(
+    ("configured", "shown"),
+    [
+        (None, "(app secret 'dev-app-secret';"),
+        ("a-real-app-secret,an-older-one", "(app secret from WHATSAPP_APP_SECRET;"),
+    ],
+)
+def test_the_dev_server_prints_its_built_in_secret_never_a_real_one(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    configured: str | None,
+    shown: str,
+) -> None:
+    if configured is None:
+        monkeypatch.delenv("WHATSAPP_APP_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("WHATSAPP_APP_SECRET", configured)
+    monkeypatch.setattr(embedded.runner, "run", lambda services: None)  # print, then stop at once
+    embedded.serve(f"sqlite:///{tmp_path / 'dev.db'}", 0)
+    out = capsys.readouterr().out
+    assert shown in out
+    assert "a-real-app-secret" not in out
