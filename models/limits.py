@@ -19,18 +19,18 @@ INTEGER_BITS = ((BigInteger, 64), (SmallInteger, 16), (Integer, 32))
 
 def row_problems(table: Table, row: Mapping[str, object]) -> list[str]:
     """Every value of row that its column in table cannot hold, as 'column: why'."""
+    checks = _checks(table)
     found = []
-    for name, check in _checks(table):
-        value = row.get(name)
-        if value is not None and (why := check(value)) is not None:
+    for name, value in row.items():
+        if value is not None and (check := checks.get(name)) and (why := check(value)) is not None:
             found.append(f"{name}: {why}")
     return found
 
 
 @cache
-def _checks(table: Table) -> tuple[tuple[str, Check], ...]:
+def _checks(table: Table) -> dict[str, Check]:
     """The columns with a limit, each with its check: built once per table, run for every row."""
-    return tuple((c.name, check) for c in table.columns if (check := _check_for(c.type)) is not None)
+    return {c.name: check for c in table.columns if (check := _check_for(c.type)) is not None}
 
 
 def _check_for(kind: TypeEngine[object]) -> Check | None:

@@ -94,6 +94,8 @@ def _whole(value: Any) -> int | None:
 
 def _timestamp(value: Any) -> datetime | None:
     """Unix seconds as a UTC time; None when absent or not a number; SetAside when no calendar holds it."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 11:
+        return datetime.fromtimestamp(int(value), UTC) if int(value) > 0 else None  # Meta's own form
     seconds = _decimal(value)
     if seconds is None or not seconds.is_finite() or seconds <= 0:
         return None
@@ -106,6 +108,8 @@ def _timestamp(value: Any) -> datetime | None:
 
 
 def _first_error(errors: Any) -> tuple[int | None, str | None, str | None]:
+    if not errors:
+        return None, None, None
     first = _dict(next(iter(_list(errors)), None))
     details = _str(_dict(first.get("error_data")).get("details")) or _str(first.get("message"))
     return _int(first.get("code")), _str(first.get("title")), details
