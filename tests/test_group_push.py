@@ -4,7 +4,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -72,6 +72,18 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.001)
 
 
+def during_a_held_trip(
+    shared: GroupPush, inbox: FakeInbox, pool: ThreadPoolExecutor, *bodies: bytes
+) -> tuple[Future[bool], list[Future[bool]]]:
+    """Start pushing b"first", hold its round trip in flight, and let bodies arrive meanwhile."""
+    inbox.hold()
+    first = pool.submit(shared.push, b"first")
+    assert inbox.entered.acquire(timeout=WAIT)
+    later = [pool.submit(shared.push, body) for body in bodies]
+    wait_until(lambda: len(shared._waiting) == len(later))
+    return first, later
+
+
 def test_a_lone_push_travels_at_once_and_alone(shared: GroupPush, inbox: FakeInbox) -> None:
     assert shared.push(b"a") is True
     assert shared.push(b"a") is False
@@ -81,11 +93,7 @@ def test_a_lone_push_travels_at_once_and_alone(shared: GroupPush, inbox: FakeInb
 def test_bodies_arriving_during_a_round_trip_share_the_next_one(
     shared: GroupPush, inbox: FakeInbox, pool: ThreadPoolExecutor
 ) -> None:
-    inbox.hold()
-    first = pool.submit(shared.push, b"first")
-    assert inbox.entered.acquire(timeout=WAIT)
-    later = [pool.submit(shared.push, body) for body in (b"x", b"y", b"first", b"x")]
-    wait_until(lambda: len(shared._waiting) == len(later))
+    first, later = during_a_held_trip(shared, inbox, pool, b"x", b"y", b"first", b"x")
     inbox.release()
     assert first.result(WAIT) is True
     # In arrival order: a body already pushed, or twice in the batch, is not queued again.
@@ -97,12 +105,8 @@ def test_bodies_arriving_during_a_round_trip_share_the_next_one(
 def test_the_next_round_trip_is_led_by_a_waiting_request_not_the_one_that_led_before(
     shared: GroupPush, inbox: FakeInbox, pool: ThreadPoolExecutor
 ) -> None:
-    inbox.hold()
-    first = pool.submit(shared.push, b"first")
-    assert inbox.entered.acquire(timeout=WAIT)
-    second = pool.submit(shared.push, b"second")
-    wait_until(lambda: len(shared._waiting) == 1)
-    inbox.gate.set()
+    first, (second,) = during_a_held_trip(shared, inbox, pool, b"second")
+    inbox.release()
     assert first.result(WAIT) and second.result(WAIT)
     assert inbox.pushed_by[0] != inbox.pushed_by[1]
 
@@ -112,12 +116,8 @@ def test_a_failed_round_trip_fails_those_waiting_for_the_next_one_without_anothe
 ) -> None:
     """While Redis stalls, a request that arrives during a round trip hears when that trip times out,
     rather than after a second trip that would stall as long."""
-    inbox.hold()
     inbox.failure = RedisTimeoutError("Timeout reading from socket")
-    first = pool.submit(shared.push, b"first")
-    assert inbox.entered.acquire(timeout=WAIT)
-    later = [pool.submit(shared.push, body) for body in (b"x", b"y")]
-    wait_until(lambda: len(shared._waiting) == 2)
+    first, later = during_a_held_trip(shared, inbox, pool, b"x", b"y")
     inbox.release()
     for future in (first, *later):
         with pytest.raises(RedisTimeoutError):
