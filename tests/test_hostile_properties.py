@@ -43,21 +43,27 @@ EXAMPLES = settings(
 )
 
 
-def envelope(messages: list[Any], statuses: list[Any]) -> dict[str, Any]:
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550000001", "phone_number_id": TENANT_A.phone_number_id},
-        "contacts": [{"profile": {"name": "Prop"}, "wa_id": CUSTOMER}],
-        "messages": messages,
-        "statuses": statuses,
-    }
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "200000000000001", "changes": [{"value": value, "field": "messages"}]}],
-    }
+def envelope(updates: dict[str, list[Any]]) -> dict[str, Any]:
+    """A body for tenant A: inbound messages and statuses in one change, echoes in another."""
+    metadata = {"display_phone_number": "15550000001", "phone_number_id": TENANT_A.phone_number_id}
+    contacts = [{"profile": {"name": "Prop"}, "wa_id": CUSTOMER}]
+    fields = {"messages": ("messages", "statuses"), "smb_message_echoes": ("message_echoes",)}
+    changes = [
+        {
+            "value": {
+                "messaging_product": "whatsapp",
+                "metadata": metadata,
+                "contacts": contacts,
+                **{kind: updates[kind] for kind in kinds},
+            },
+            "field": field,
+        }
+        for field, kinds in fields.items()
+    ]
+    return {"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": changes}]}
 
 
-def updates(tag: str) -> tuple[list[Any], list[Any]]:
+def updates(tag: str) -> dict[str, list[Any]]:
     """One valid item of each kind the parser reads deeply, with wamids unique to tag."""
 
     def inbound(kind: str, content: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +95,16 @@ def updates(tag: str) -> tuple[list[Any], list[Any]]:
             "errors": [{"code": 131026, "title": "Undeliverable", "error_data": {"details": "d"}}],
         },
     ]
-    return messages, statuses
+    echo = {
+        "from": "15550000001",
+        "to": "",  # a customer who hides their number: only the business-scoped id
+        "to_user_id": "US.13491208655302741918",
+        "id": f"wamid.PROP-{tag}-echo",
+        "timestamp": TIMESTAMP,
+        "type": "text",
+        "text": {"body": "sent from the app"},
+    }
+    return {"messages": messages, "statuses": statuses, "message_echoes": [echo]}
 
 
 def paths(value: Any, prefix: Path = ()) -> Iterator[Path]:
@@ -189,9 +204,10 @@ def assert_counters_equal_rows(db: Database) -> None:
     }
 
 
-def stored(db: Database, messages: list[Any], statuses: list[Any]) -> tuple[set[str], set[tuple[str, str]]]:
-    wamids = {m["id"] for m in messages}
-    sightings = {(s["id"], s["status"]) for s in statuses}
+def stored(db: Database, items: dict[str, list[Any]]) -> tuple[set[str], set[tuple[str, str]]]:
+    """Which of the items' messages (inbound and echoes) and status sightings the database holds."""
+    wamids = {m["id"] for m in items["messages"] + items["message_echoes"]}
+    sightings = {(s["id"], s["status"]) for s in items["statuses"]}
     with db.session() as session:
         found = set(session.scalars(select(WhatsAppMessage.wamid).where(WhatsAppMessage.wamid.in_(wamids))))
         seen = session.execute(
@@ -202,26 +218,43 @@ def stored(db: Database, messages: list[Any], statuses: list[Any]) -> tuple[set[
         return found, {(w, s) for w, s in seen}
 
 
+def expected(items: dict[str, list[Any]]) -> tuple[set[str], set[tuple[str, str]]]:
+    return (
+        {m["id"] for m in items["messages"] + items["message_echoes"]},
+        {(s["id"], s["status"]) for s in items["statuses"]},
+    )
+
+
 @EXAMPLES
 @given(data=st.data(), value=json_values)
 def test_any_value_in_any_field_of_one_item_never_costs_its_siblings(
     pipeline: Pipeline, data: st.DataObject, value: Any
 ) -> None:
-    messages, statuses = updates(uuid.uuid4().hex[:12])
-    kind, items = data.draw(st.sampled_from([("messages", messages), ("statuses", statuses)]), label="kind")
-    victim = data.draw(st.integers(0, len(items) - 1), label="victim")
-    where = data.draw(st.sampled_from([(), *paths(items[victim])]), label="field")
-    siblings_m = [m for n, m in enumerate(messages) if (kind, n) != ("messages", victim)]
-    siblings_s = [s for n, s in enumerate(statuses) if (kind, n) != ("statuses", victim)]
+    items = updates(uuid.uuid4().hex[:12])
+    kind = data.draw(st.sampled_from(sorted(items)), label="kind")
+    victim = data.draw(st.integers(0, len(items[kind]) - 1), label="victim")
+    where = data.draw(st.sampled_from([(), *paths(items[kind][victim])]), label="field")
+    siblings = {k: [item for n, item in enumerate(v) if (k, n) != (kind, victim)] for k, v in items.items()}
     if where:
-        set_at(items[victim], where, value)
+        set_at(items[kind][victim], where, value)
     else:
-        items[victim] = value  # the whole item replaced
-    process(pipeline, envelope(messages, statuses))
-    found, seen = stored(pipeline.services.db, siblings_m, siblings_s)
-    assert found == {m["id"] for m in siblings_m}
-    assert seen == {(s["id"], s["status"]) for s in siblings_s}
+        items[kind][victim] = value  # the whole item replaced
+    process(pipeline, envelope(items))
+    assert stored(pipeline.services.db, siblings) == expected(siblings)
     assert_counters_equal_rows(pipeline.services.db)
+
+
+def test_an_echo_whose_user_id_fits_its_message_but_not_its_sighting_is_set_aside(pipeline: Pipeline) -> None:
+    items = updates(uuid.uuid4().hex[:12])
+    items["message_echoes"][0]["to_user_id"] = "U" * 100  # whatsapp_messages.user_id holds 128, a sighting 64
+    siblings = {**items, "message_echoes": []}
+    process(pipeline, envelope(items))
+    assert stored(pipeline.services.db, items) == expected(siblings)
+    with pipeline.services.db.session() as session:
+        (notes,) = session.scalars(select(WebhookEvent.notes)).all()
+    assert notes == [
+        "entry[0].changes[1].message_echoes[0]: set aside: recipient_id: 100 characters, at most 64 fit"
+    ]
 
 
 def finite_or_text(number: str) -> float | str:

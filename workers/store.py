@@ -158,10 +158,7 @@ def store(session: Session, routed: Routed) -> Inserted:
         inserted.messages = [(t, _utc(at)) for t, at in session.execute(sql.inbound, rows)]
     if echoes:
         session.execute(sql.echoes, [_message_row(t, m, SENT) for t, m in echoes])
-    # An echo is a message the business sent: it counts as `sent` exactly like a sent status.
-    echo_statuses = [
-        (t, Status(m.wamid, SENT, m.timestamp, m.wa_id, m.user_id, m.contact_name)) for t, m in echoes
-    ]
+    echo_statuses = [(t, _echo_status(m)) for t, m in echoes]
     statuses = [(t, s) for t, s in routed.statuses + echo_statuses if s.status in STATUSES]
     if statuses:
         _record_first_sightings(session, sql, statuses, inserted)
@@ -174,7 +171,14 @@ def message_problems(m: Message) -> list[str]:
     problems = row_problems(MESSAGES, _message_row(0, m, RECEIVED))
     if m.content.order is not None:
         problems += row_problems(ORDERS, _order_row(0, m, m.content.order))
+    if m.direction == OUTBOUND:  # an echo also records its `sent` sighting
+        problems += row_problems(SIGHTINGS, _sighting_row(0, _echo_status(m)))
     return problems
+
+
+def _echo_status(m: Message) -> Status:
+    """An echo is a message the business sent: it counts as `sent` exactly like a sent status."""
+    return Status(m.wamid, SENT, m.timestamp, m.wa_id, m.user_id, m.contact_name)
 
 
 def status_problems(s: Status) -> list[str]:
