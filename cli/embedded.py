@@ -16,7 +16,7 @@ import fakeredis
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from cli import catalog, replay, tenants
+from cli import analytics, catalog, replay, tenants
 from cli.migrate import upgrade
 from models import WebhookEvent, WhatsAppAnalytics, WhatsAppMessage, WhatsAppOrder
 from models.db import Database, data_folder
@@ -29,6 +29,7 @@ DEMO_TENANTS = (
     tenants.NewTenant("Bravo", "100000000000002", "200000000000002", "15550000002"),
 )
 DEMO_CATALOG_ID = "300000000000001"
+DEMO_CHART = "wahooks-dev-analytics.png"  # one file a tenant: -PHONE_NUMBER_ID before .png
 DEV_SECRET = "dev-app-secret"  # the embedded server's default: a demo value, printed
 
 
@@ -93,7 +94,14 @@ def demo(database_url: str, port: int) -> dict[str, object]:
         samples = replay.payload_files([data_folder("wahooks_data.payloads")])
         statuses = replay.replay(embedded.url, samples, embedded.secret)
         runner.run(embedded.services, burst=True)
-        return {"http": dict(statuses), **summary(db)}
+        return {"http": dict(statuses), **summary(db), "charts": draw_charts(db)}
+
+
+def draw_charts(db: Database) -> list[Path]:
+    """Each tenant's analytics chart over its stored days, beside the default database (./)."""
+    from cli import charts  # matplotlib, which the server alone (`wahooks dev` without --demo) never needs
+
+    return charts.write(Path.cwd() / DEMO_CHART, analytics.report(db, None, None, None))
 
 
 def summary(db: Database) -> dict[str, object]:

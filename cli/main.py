@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +130,23 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analytics(args: argparse.Namespace) -> int:
+    from cli import analytics
+
+    db = _db()
+    try:
+        result = analytics.report(db, args.tenant, args.since, args.until)
+    finally:
+        db.dispose()
+    analytics.show(result, args.format)
+    if args.chart:
+        from cli import charts  # matplotlib, loaded only for a chart
+
+        for path in charts.write(args.chart, result):
+            sys.stderr.write(f"chart: {path}\n")  # stdout stays the report alone, for a pipe
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     try:
         from cli import embedded
@@ -159,6 +176,9 @@ def _print_demo(result: dict[str, Any]) -> None:
     print("\nwhatsapp_analytics (tenant, date, received, sent, delivered, read, failed, orders, revenue):")
     for row in result["analytics"]:
         print("  " + "  ".join(str(v) for v in row))
+    print("\nanalytics charts (wahooks analytics --chart):")
+    for path in result["charts"]:
+        print(f"  {path}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -209,6 +229,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="also bodies already processed (default: the rest)")
     p.add_argument("--since", type=datetime.fromisoformat, help="only bodies received since (ISO 8601)")
 
+    p = command("analytics", cmd_analytics, "daily counters, delivery and read rates, orders and revenue")
+    p.add_argument("--tenant", help="phone number id or tenant name (default: every tenant)")
+    p.add_argument(
+        "--since", type=date.fromisoformat, help="first UTC day, YYYY-MM-DD (default: first stored)"
+    )
+    p.add_argument("--until", type=date.fromisoformat, help="last UTC day, inclusive (default: last stored)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument(
+        "--chart", type=Path, metavar="FILE.png", help="also draw the daily series (one file a tenant)"
+    )
+
     p = command("dev", cmd_dev, "run the whole pipeline in-process: SQLite, in-process Redis, one worker")
     p.add_argument("--port", type=int, help="default 8000 (--demo: any free port)")
     p.add_argument("--database-url", help="default: sqlite:///./wahooks-dev.db")
@@ -245,11 +276,12 @@ def _explain(error: Exception) -> tuple[int, str] | None:
     from redis.exceptions import RedisError
     from sqlalchemy.exc import OperationalError
 
+    from cli.analytics import AnalyticsError
     from cli.catalog import CatalogError
     from cli.tenants import TenantError
     from models.db import SchemaOutOfDate
 
-    if isinstance(error, SchemaOutOfDate | TenantError | CatalogError):
+    if isinstance(error, SchemaOutOfDate | TenantError | CatalogError | AnalyticsError):
         return EXIT_USAGE, str(error)
     if isinstance(error, OperationalError):
         reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__

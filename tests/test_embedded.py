@@ -18,6 +18,11 @@ def test_demo_replays_the_samples_and_prints_what_landed(
     assert "webhook_events by outcome: ignored: 4  partial: 6  processed: 47" in out
     assert "wamid.HBgLORDER-UNKNOWN-AND-FRACTIONAL-1" in out and "38.52 USD" in out
     assert (tmp_path / "wahooks-dev.db").exists()
+    charts = out.split("analytics charts (wahooks analytics --chart):\n")[1].split()
+    assert charts == [
+        str(tmp_path / f"wahooks-dev-analytics-{t.phone_number_id}.png") for t in embedded.DEMO_TENANTS
+    ]
+    assert all(Path(chart).read_bytes().startswith(b"\x89PNG") for chart in charts)
 
 
 def test_demo_twice_on_the_same_file_changes_nothing(

@@ -1,0 +1,274 @@
+"""`wahooks doctor`: check the configuration, PostgreSQL, Redis, the workers, failed jobs and lag.
+
+Every check gives one result: ok, warn or FAIL, and for warn and FAIL a sentence that ends with what to do.
+Each is bounded: the database connects within 5 s (models/db.py's connect timeout) and Redis answers
+within the web side's 0.5 s, so a dead server is a FAIL within seconds, never a hang. Checks that need a
+server that does not answer are not run (its own FAIL says so). No result shows a password: servers are
+named by scheme, host and path alone.
+"""
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import cast
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.exceptions import RedisError, ResponseError
+from rq import Queue, Worker
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from models.db import Database, SchemaOutOfDate
+from runtime.config import ConfigError, WebConfig, WorkerConfig, database_url, queue_name, redis_url
+from runtime.inbox import WAITING_TTL_SECONDS, InboxKeys, body_digest
+from runtime.redis_client import web_client
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+# At low load a body is committed within tens of milliseconds of its POST, and under the benchmarks'
+# full load within about half a second (p99): a body waiting 5 s means the workers fall behind, one
+# waiting a minute that they are not draining the inbox at all.
+LAG_WARN_SECONDS = 5.0
+LAG_FAIL_SECONDS = 60.0
+REDIS_SETTINGS_FIX = (
+    "make sure it runs with appendonly yes, appendfsync always and maxmemory-policy noeviction"
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    check: str
+    status: str
+    message: str
+
+
+def diagnose(env: Mapping[str, str]) -> list[Result]:
+    """Every check, in the order an operator would fix them."""
+    return [check_configuration(env), check_database(env), *check_redis(env)]
+
+
+def exit_status(results: list[Result], strict: bool = False) -> int:
+    """1 when a check FAILs (or, with strict, warns), else 0."""
+    failing = {FAIL, WARN} if strict else {FAIL}
+    return 1 if any(r.status in failing for r in results) else 0
+
+
+def as_text(results: list[Result]) -> str:
+    return "\n".join(f"{r.status:<4}  {r.check}: {r.message}" for r in results)
+
+
+def as_json(results: list[Result]) -> str:
+    worst = next((s for s in (FAIL, WARN) if any(r.status == s for r in results)), OK)
+    return json.dumps({"status": worst, "checks": [asdict(r) for r in results]}, indent=2)
+
+
+def server_name(url: str) -> str:
+    """A server URL without its user, password or query (redis-py and libpq accept a password there too)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _first_line(text: str) -> str:
+    """A driver's error as one clause of a sentence: its first line, without a closing full stop."""
+    return (text.strip().splitlines() or [""])[0].rstrip(".")
+
+
+# Configuration
+
+
+def check_configuration(env: Mapping[str, str]) -> Result:
+    """Both sides' variables, as `wahooks worker` and the web process read them at start-up."""
+    problems: list[str] = []
+    for config in (WorkerConfig, WebConfig):
+        try:
+            config.from_env(env)
+        except ConfigError as error:
+            if str(error) not in problems:
+                problems.append(str(error))
+    if problems:
+        return Result("configuration", FAIL, "; ".join(problems))
+    return Result("configuration", OK, f"the worker and web variables are set (queue {queue_name(env)!r})")
+
+
+# PostgreSQL
+
+
+def check_database(env: Mapping[str, str]) -> Result:
+    """The database answers and is at the latest migration (the schema check the workers run)."""
+    try:
+        url = database_url(env)
+    except ConfigError as error:
+        return Result("database", FAIL, f"not checked: {error}")
+    where = server_name(url)
+    try:
+        db = Database(url)
+    except ArgumentError:  # its text quotes the whole URL, password included
+        return Result("database", FAIL, "DATABASE_URL is not a valid URL: fix it")
+    try:
+        db.check_schema()
+    except SchemaOutOfDate as error:
+        return Result("database", FAIL, str(error))
+    except DBAPIError as error:
+        reason = _first_line(str(error.orig)) if error.orig else type(error).__name__
+        return Result(
+            "database", FAIL, f"cannot reach {where}: {reason}: start the database or fix DATABASE_URL"
+        )
+    finally:
+        db.dispose()
+    return Result("database", OK, f"{where} answers and is at the latest migration")
+
+
+# Redis, and what it tells of the workers
+
+
+def check_redis(env: Mapping[str, str]) -> list[Result]:
+    """Redis answers; then its settings, the workers, the failed registry and lag, read from it."""
+    try:
+        url = redis_url(env)
+    except ConfigError as error:
+        return [Result("redis", FAIL, f"not checked: {error}")]
+    client = web_client(url)
+    try:
+        return _redis_results(Queue(queue_name(env), connection=client), server_name(url))
+    finally:
+        client.close()
+
+
+def _redis_results(queue: Queue, where: str) -> list[Result]:
+    try:
+        version = queue.connection.info("server")["redis_version"]
+    except RedisError as error:
+        return [
+            Result(
+                "redis",
+                FAIL,
+                f"cannot reach {where}: {_first_line(str(error))}: start Redis or fix REDIS_URL"
+                " (the checks of its settings, the workers, failed jobs and lag need it)",
+            )
+        ]
+    return [
+        Result("redis", OK, f"{where} answers (Redis {version})"),
+        *(_guarded(name, check, queue) for name, check in REDIS_CHECKS),
+    ]
+
+
+def _guarded(name: str, check: Callable[[Queue], tuple[str, str]], queue: Queue) -> Result:
+    """One check's result; FAIL if Redis stops answering in the middle of the run."""
+    try:
+        status, message = check(queue)
+    except RedisError as error:
+        reason = _first_line(str(error))
+        return Result(name, FAIL, f"Redis stopped answering: {reason}: start Redis or fix REDIS_URL")
+    return Result(name, status, message)
+
+
+def _settings(queue: Queue, pattern: str) -> dict[str, str] | None:
+    """Redis's settings matching pattern; None where CONFIG is refused (some hosted Redis services)."""
+    try:
+        settings = queue.connection.config_get(pattern)
+    except ResponseError:
+        return None
+    return {str(name): str(value) for name, value in settings.items()}
+
+
+def check_persistence(queue: Queue) -> tuple[str, str]:
+    """An append-only file, fsynced at every write: a restart keeps every body acknowledged to Meta."""
+    settings = _settings(queue, "append*")
+    if settings is None:
+        return WARN, f"cannot read Redis's settings (CONFIG GET refused): {REDIS_SETTINGS_FIX}"
+    if settings.get("appendonly") != "yes":
+        return FAIL, (
+            "appendonly is no: a Redis restart loses every body acknowledged to Meta and not yet stored;"
+            " run `CONFIG SET appendonly yes` and `CONFIG SET appendfsync always`, and set both in redis.conf"
+        )
+    fsync = settings.get("appendfsync")
+    if fsync != "always":
+        return WARN, (
+            f"appendfsync is {fsync}: a crash may lose acknowledged bodies not yet written to disk;"
+            " run `CONFIG SET appendfsync always`, and set it in redis.conf"
+        )
+    return OK, "appendonly yes, appendfsync always"
+
+
+def check_eviction(queue: Queue) -> tuple[str, str]:
+    """noeviction: a full Redis refuses new bodies (Meta redelivers) rather than dropping waiting ones."""
+    settings = _settings(queue, "maxmemory-policy")
+    if settings is None:
+        return WARN, f"cannot read Redis's settings (CONFIG GET refused): {REDIS_SETTINGS_FIX}"
+    policy = settings.get("maxmemory-policy")
+    if policy != "noeviction":
+        return FAIL, (
+            f"maxmemory-policy is {policy}: a full Redis evicts bodies acknowledged to Meta;"
+            " run `CONFIG SET maxmemory-policy noeviction`, and set it in redis.conf"
+        )
+    return OK, "maxmemory-policy noeviction"
+
+
+def check_workers(queue: Queue) -> tuple[str, str]:
+    """Workers registered for the queue, as RQ lists them.
+
+    A worker that exits removes itself; one killed outright stays listed until its registration expires
+    (RQ's worker TTL, 420 s), so this catches no workers at all, not one that died a minute ago.
+    """
+    workers = Worker.all(queue=queue)
+    if not workers:
+        return FAIL, (
+            f"no worker is registered for queue {queue.name!r}, so nothing is processed:"
+            " start `wahooks worker` (the Procfile's worker: line) with the same REDIS_URL and WAHOOKS_QUEUE"
+        )
+    return OK, f"{len(workers)} workers registered for queue {queue.name!r}"
+
+
+def check_failed(queue: Queue) -> tuple[str, str]:
+    failed = queue.failed_job_registry.count
+    if failed:
+        return WARN, (
+            f"{failed} jobs in the failed registry: see their errors with `wahooks failed`, and once the"
+            " cause is fixed put them back with `wahooks requeue-failed`"
+        )
+    return OK, "the failed registry is empty"
+
+
+def check_lag(queue: Queue) -> tuple[str, str]:
+    """How long the oldest body still waiting for a worker has waited since the web side pushed it.
+
+    The oldest waiting body is the first of the oldest job in the queue (the pump takes the oldest bodies
+    first), else the inbox's tail. Its push time is read from its waiting marker (runtime/inbox.py), set
+    with a lifetime of WAITING_TTL_SECONDS when the body was pushed and deleted once it is processed.
+    """
+    keys = InboxKeys(queue.name)
+    connection = queue.connection
+    bodies, jobs = int(connection.llen(keys.inbox)), queue.count
+    waiting = f"inbox: {bodies} bodies, queue: {jobs} jobs"
+    oldest = _oldest_waiting_body(queue, keys)
+    if oldest is None:
+        return OK, f"nothing waits for a worker ({waiting})"
+    age = _waited_seconds(queue, keys, oldest)
+    message = f"the oldest waiting body was pushed {age:.1f} s ago ({waiting})"
+    if age < LAG_WARN_SECONDS:
+        return OK, message
+    fix = "the workers are falling behind: start more `wahooks worker` processes, or see their logs for why"
+    return (FAIL if age >= LAG_FAIL_SECONDS else WARN), f"{message}: {fix}"
+
+
+def _oldest_waiting_body(queue: Queue, keys: InboxKeys) -> bytes | None:
+    jobs = queue.get_jobs(0, 1)
+    if jobs and jobs[0].args and jobs[0].args[0]:
+        first: bytes = jobs[0].args[0][0]
+        return first
+    # Our clients never decode responses: a body comes back as the bytes the web side pushed.
+    return cast(bytes | None, queue.connection.lindex(keys.inbox, -1))
+
+
+def _waited_seconds(queue: Queue, keys: InboxKeys, body: bytes) -> float:
+    remaining_ms = int(queue.connection.pttl(keys.waiting(body_digest(body))))
+    if remaining_ms < 0:  # the marker lapsed: the body has waited its whole lifetime at least
+        return float(WAITING_TTL_SECONDS)
+    return WAITING_TTL_SECONDS - remaining_ms / 1000
+
+
+REDIS_CHECKS: tuple[tuple[str, Callable[[Queue], tuple[str, str]]], ...] = (
+    ("redis persistence", check_persistence),
+    ("redis eviction", check_eviction),
+    ("workers", check_workers),
+    ("failed jobs", check_failed),
+    ("lag", check_lag),
+)
