@@ -147,6 +147,14 @@ def cmd_analytics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cli import doctor
+
+    results = doctor.diagnose(os.environ)
+    print(doctor.as_json(results) if args.json else doctor.as_text(results))
+    return doctor.exit_status(results, strict=args.strict)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     try:
         from cli import embedded
@@ -239,6 +247,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--chart", type=Path, metavar="FILE.png", help="also draw the daily series (one file a tenant)"
     )
+
+    p = command("doctor", cmd_doctor, "check configuration, PostgreSQL, Redis, workers, failed jobs and lag")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
 
     p = command("dev", cmd_dev, "run the whole pipeline in-process: SQLite, in-process Redis, one worker")
     p.add_argument("--port", type=int, help="default 8000 (--demo: any free port)")
