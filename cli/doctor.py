@@ -10,7 +10,6 @@ named by scheme, host and path alone.
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.exceptions import RedisError, ResponseError
@@ -19,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from models.db import Database, SchemaOutOfDate
 from runtime.config import ConfigError, WebConfig, WorkerConfig, database_url, queue_name, redis_url
-from runtime.inbox import WAITING_TTL_SECONDS, InboxKeys, body_digest
+from runtime.inbox import Inbox
 from runtime.redis_client import web_client
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -160,46 +159,51 @@ def _guarded(name: str, check: Callable[[Queue], tuple[str, str]], queue: Queue)
     return Result(name, status, message)
 
 
-def _settings(queue: Queue, pattern: str) -> dict[str, str] | None:
-    """Redis's settings matching pattern; None where CONFIG is refused (some hosted Redis services)."""
+@dataclass(frozen=True)
+class Setting:
+    """A Redis setting the README requires, and what goes wrong without it."""
+
+    name: str
+    wanted: str
+    otherwise: str  # FAIL or WARN
+    risk: str
+
+
+PERSISTENCE = (
+    Setting(
+        "appendonly", "yes", FAIL, "a Redis restart loses every body acknowledged to Meta and not yet stored"
+    ),
+    Setting("appendfsync", "always", WARN, "a crash may lose acknowledged bodies not yet written to disk"),
+)
+EVICTION = (
+    Setting("maxmemory-policy", "noeviction", FAIL, "a full Redis evicts bodies acknowledged to Meta"),
+)
+
+
+def _check_settings(queue: Queue, required: tuple[Setting, ...]) -> tuple[str, str]:
+    """Each required setting as Redis reports it; what differs, with the CONFIG SET line that fixes it."""
     try:
-        settings = queue.connection.config_get(pattern)
-    except ResponseError:
-        return None
-    return {str(name): str(value) for name, value in settings.items()}
+        found = {s.name: str(queue.connection.config_get(s.name).get(s.name)) for s in required}
+    except ResponseError:  # CONFIG refused, as some hosted Redis services do
+        return WARN, f"cannot read Redis's settings (CONFIG GET refused): {REDIS_SETTINGS_FIX}"
+    unmet = [s for s in required if found[s.name] != s.wanted]
+    if not unmet:
+        return OK, ", ".join(f"{s.name} {s.wanted}" for s in required)
+    status = FAIL if any(s.otherwise == FAIL for s in unmet) else WARN
+    fixes = "; ".join(
+        f"{s.name} is {found[s.name]}: {s.risk}; run `CONFIG SET {s.name} {s.wanted}`" for s in unmet
+    )
+    return status, f"{fixes}; and set the same in redis.conf"
 
 
 def check_persistence(queue: Queue) -> tuple[str, str]:
     """An append-only file, fsynced at every write: a restart keeps every body acknowledged to Meta."""
-    settings = _settings(queue, "append*")
-    if settings is None:
-        return WARN, f"cannot read Redis's settings (CONFIG GET refused): {REDIS_SETTINGS_FIX}"
-    if settings.get("appendonly") != "yes":
-        return FAIL, (
-            "appendonly is no: a Redis restart loses every body acknowledged to Meta and not yet stored;"
-            " run `CONFIG SET appendonly yes` and `CONFIG SET appendfsync always`, and set both in redis.conf"
-        )
-    fsync = settings.get("appendfsync")
-    if fsync != "always":
-        return WARN, (
-            f"appendfsync is {fsync}: a crash may lose acknowledged bodies not yet written to disk;"
-            " run `CONFIG SET appendfsync always`, and set it in redis.conf"
-        )
-    return OK, "appendonly yes, appendfsync always"
+    return _check_settings(queue, PERSISTENCE)
 
 
 def check_eviction(queue: Queue) -> tuple[str, str]:
     """noeviction: a full Redis refuses new bodies (Meta redelivers) rather than dropping waiting ones."""
-    settings = _settings(queue, "maxmemory-policy")
-    if settings is None:
-        return WARN, f"cannot read Redis's settings (CONFIG GET refused): {REDIS_SETTINGS_FIX}"
-    policy = settings.get("maxmemory-policy")
-    if policy != "noeviction":
-        return FAIL, (
-            f"maxmemory-policy is {policy}: a full Redis evicts bodies acknowledged to Meta;"
-            " run `CONFIG SET maxmemory-policy noeviction`, and set it in redis.conf"
-        )
-    return OK, "maxmemory-policy noeviction"
+    return _check_settings(queue, EVICTION)
 
 
 def check_workers(queue: Queue) -> tuple[str, str]:
@@ -234,14 +238,12 @@ def check_lag(queue: Queue) -> tuple[str, str]:
     first), else the inbox's tail. Its push time is read from its waiting marker (runtime/inbox.py), set
     with a lifetime of WAITING_TTL_SECONDS when the body was pushed and deleted once it is processed.
     """
-    keys = InboxKeys(queue.name)
-    connection = queue.connection
-    bodies, jobs = int(connection.llen(keys.inbox)), queue.count
-    waiting = f"inbox: {bodies} bodies, queue: {jobs} jobs"
-    oldest = _oldest_waiting_body(queue, keys)
+    inbox = Inbox(queue.connection, queue.name)
+    waiting = f"inbox: {inbox.depth()} bodies, queue: {queue.count} jobs"
+    oldest = _oldest_waiting_body(queue, inbox)
     if oldest is None:
         return OK, f"nothing waits for a worker ({waiting})"
-    age = _waited_seconds(queue, keys, oldest)
+    age = inbox.waited_seconds(oldest)
     message = f"the oldest waiting body was pushed {age:.1f} s ago ({waiting})"
     if age < LAG_WARN_SECONDS:
         return OK, message
@@ -249,20 +251,12 @@ def check_lag(queue: Queue) -> tuple[str, str]:
     return (FAIL if age >= LAG_FAIL_SECONDS else WARN), f"{message}: {fix}"
 
 
-def _oldest_waiting_body(queue: Queue, keys: InboxKeys) -> bytes | None:
+def _oldest_waiting_body(queue: Queue, inbox: Inbox) -> bytes | None:
     jobs = queue.get_jobs(0, 1)
     if jobs and jobs[0].args and jobs[0].args[0]:
         first: bytes = jobs[0].args[0][0]
         return first
-    # Our clients never decode responses: a body comes back as the bytes the web side pushed.
-    return cast(bytes | None, queue.connection.lindex(keys.inbox, -1))
-
-
-def _waited_seconds(queue: Queue, keys: InboxKeys, body: bytes) -> float:
-    remaining_ms = int(queue.connection.pttl(keys.waiting(body_digest(body))))
-    if remaining_ms < 0:  # the marker lapsed: the body has waited its whole lifetime at least
-        return float(WAITING_TTL_SECONDS)
-    return WAITING_TTL_SECONDS - remaining_ms / 1000
+    return inbox.oldest()
 
 
 REDIS_CHECKS: tuple[tuple[str, Callable[[Queue], tuple[str, str]]], ...] = (

@@ -2,6 +2,7 @@
 
 import hashlib
 from dataclasses import dataclass
+from typing import cast
 
 from redis import Redis
 
@@ -65,3 +66,14 @@ class Inbox:
 
     def depth(self) -> int:
         return int(self.connection.llen(self.keys.inbox))
+
+    def oldest(self) -> bytes | None:
+        """The body that has waited longest in the inbox (the pump takes bodies oldest first)."""
+        return cast(bytes | None, self.connection.lindex(self.keys.inbox, -1))
+
+    def waited_seconds(self, body: bytes) -> float:
+        """How long ago this body was pushed, read from its waiting marker (set with the push)."""
+        remaining_ms = int(self.connection.pttl(self.keys.waiting(body_digest(body))))
+        if remaining_ms < 0:  # the marker lapsed (or the body is done): it waited its whole lifetime
+            return float(WAITING_TTL_SECONDS)
+        return WAITING_TTL_SECONDS - remaining_ms / 1000

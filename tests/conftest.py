@@ -1,6 +1,7 @@
 """Fixtures: a migrated database and a Redis per backend, and the whole pipeline wired to them."""
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,6 +182,16 @@ def seeded(backend: Backend) -> Backend:
 @pytest.fixture
 def pipeline(seeded: Backend) -> Pipeline:
     return make_pipeline(seeded)
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """Commands point the root logger at the current stderr (cli/main.py); put it back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def load_expected(relative: str) -> dict[str, Any]:

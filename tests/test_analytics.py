@@ -1,8 +1,7 @@
 """`wahooks analytics`: the daily counters that sample payloads replayed through the pipeline leave behind."""
 
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,17 +34,10 @@ EVERY_DAY = [
     f"{B},2026-11-15,2,1,0,1,0,1,0.0000,1.0000,37.5000",
 ]
 
+# Commands point the root logger at the current stderr: each test gets it back as it was.
+pytestmark = pytest.mark.usefixtures("root_logging")
+
 Wahooks = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture(autouse=True)
-def root_logging() -> Iterator[None]:
-    """main() points the root logger at the current stderr; put it back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

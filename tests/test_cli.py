@@ -1,6 +1,5 @@
 """The `wahooks` operator commands, run as an operator runs them: arguments and environment in, text out."""
 
-import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -44,6 +43,9 @@ class Run:
         return (self.err.splitlines() or [""])[-1]
 
 
+# Commands point the root logger at the current stderr: each test gets it back as it was.
+pytestmark = pytest.mark.usefixtures("root_logging")
+
 Wahooks = Callable[..., Run]
 
 
@@ -62,16 +64,6 @@ def operator_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "LOG_LEVEL",
     ):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def root_logging() -> Iterator[None]:
-    """main() points the root logger at the current stderr; put it back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
