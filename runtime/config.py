@@ -68,6 +68,24 @@ def queue_name(env: Mapping[str, str] = os.environ) -> str:
     return _get(env, "WAHOOKS_QUEUE") or DEFAULT_QUEUE
 
 
+def metrics_directory(env: Mapping[str, str] = os.environ) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR, where the web's processes keep their metrics (webhook/serve.py sets one)."""
+    directory = _get(env, "PROMETHEUS_MULTIPROC_DIR")
+    if directory is not None and not (os.path.isdir(directory) and os.access(directory, os.W_OK)):
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be an existing directory the web can write to")
+    return directory
+
+
+def metrics_port(env: Mapping[str, str] = os.environ) -> int | None:
+    """WAHOOKS_METRICS_PORT, the port of a worker process's own metrics exporter; None: no exporter."""
+    if _get(env, "WAHOOKS_METRICS_PORT") is None:
+        return None
+    port = _positive_int(env, "WAHOOKS_METRICS_PORT", 0)
+    if port > 65535:
+        raise ConfigError("WAHOOKS_METRICS_PORT must be a port number (1 to 65535)")
+    return port
+
+
 @dataclass(frozen=True)
 class WebConfig:
     redis_url: str
@@ -75,6 +93,9 @@ class WebConfig:
     verify_token: str
     queue: str = DEFAULT_QUEUE
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # The bearer token /metrics asks for; None: no /metrics (the webhook's port is public).
+    metrics_token: str | None = None
+    metrics_directory: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "WebConfig":
@@ -92,6 +113,8 @@ class WebConfig:
             verify_token=_require(env, "WHATSAPP_VERIFY_TOKEN", "Meta's subscription handshake needs it"),
             queue=queue_name(env),
             max_body_bytes=max_body,
+            metrics_token=_get(env, "METRICS_TOKEN"),
+            metrics_directory=metrics_directory(env),
         )
 
     def __repr__(self) -> str:  # secrets must never reach a log line

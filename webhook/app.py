@@ -5,12 +5,14 @@ import json
 import logging
 from typing import IO, Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, abort, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import Redis
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from runtime import metrics
 from runtime.config import WebConfig
 from runtime.inbox import Inbox, body_digest
 from runtime.logs import hide
@@ -31,10 +33,11 @@ _QUEUED = {flag: json.dumps({"queued": flag}, separators=(",", ":")) + "\n" for 
 
 def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> Flask:
     config = config or WebConfig.from_env()
-    hide(*config.app_secrets, config.verify_token)
+    hide(*config.app_secrets, config.verify_token, config.metrics_token)
     redis = redis if redis is not None else web_client(config.redis_url)
     inbox = GroupPush(Inbox(redis, config.queue).push_many)
     app = Flask(__name__)
+    scraped = metrics.scrape_registry(redis, config.queue, config.metrics_directory)
 
     @app.get("/webhook")
     def handshake() -> Response | tuple[str, int]:
@@ -49,24 +52,30 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
     @app.post("/webhook")
     def receive() -> tuple[Response, int]:
         if request.content_length is not None and request.content_length > config.max_body_bytes:
+            metrics.TOO_LARGE.inc()
             return _error("body too large", 413)
         body = _read_at_most(request.stream, config.max_body_bytes)
         if body is None:
+            metrics.TOO_LARGE.inc()
             return _error("body too large", 413)
         verdict = verify(request.headers.get("X-Hub-Signature-256"), body, config.app_secrets)
         if verdict is not Verdict.VALID:
             log.warning(
                 "webhook rejected: signature %s", verdict.value, extra={"event": body_digest(body)[:16]}
             )
+            metrics.BAD_SIGNATURE.inc()
             return _error(f"signature {verdict.value}", 401 if verdict is Verdict.MISSING else 403)
         refusal = _refusal(body)
         if refusal is not None:
+            metrics.BAD_BODY.inc()
             return _error(refusal, 400)
         try:
             queued = inbox.push(body)
         except (RedisError, TimeoutError) as error:
             log.error("redis unavailable, answering 503: %s", type(error).__name__)
+            metrics.REDIS_UNAVAILABLE.inc()
             return _error("temporarily unavailable", 503)
+        (metrics.ACCEPTED if queued else metrics.DUPLICATE).inc()
         return Response(_QUEUED[queued], 200, mimetype="application/json"), 200
 
     @app.get("/healthz")
@@ -80,6 +89,15 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
         except RedisError as error:
             return _error(f"redis: {type(error).__name__}", 503)
         return jsonify(ready=True), 200
+
+    @app.get("/metrics")
+    def scrape() -> Response:
+        """Prometheus's scrape, for a bearer of METRICS_TOKEN only: the webhook's port faces the internet."""
+        expected = f"Bearer {config.metrics_token}".encode()
+        presented = request.headers.get("Authorization", "").encode()
+        if config.metrics_token is None or not hmac.compare_digest(presented, expected):
+            abort(404)  # as if there were no such page: nothing tells a prober that metrics live here
+        return Response(generate_latest(scraped), 200, content_type=CONTENT_TYPE_LATEST)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> BaseResponse:

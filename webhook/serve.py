@@ -1,8 +1,10 @@
 """The Procfile's web process: granian's own command line (`python -m webhook.serve [granian options] APP`).
 
-It adds two things to `granian`: the app is imported before the port is bound, so a configuration
-error stops start-up once with its message (webhook/wsgi.py) rather than in every worker; and
-granian's own log lines (start-up, workers, shutdown, access log) come out in the app's format.
+It adds three things to `granian`: the app is imported before the port is bound, so a configuration
+error stops start-up once with its message (webhook/wsgi.py) rather than in every worker; granian's
+own log lines (start-up, workers, shutdown, access log) come out in the app's format; and, unless
+PROMETHEUS_MULTIPROC_DIR is set, its worker processes share a fresh directory for their metrics
+(runtime/metrics.py), so a scrape of any of them counts the requests all of them answered.
 It imports nothing of the app but the target it is given, so it serves any WSGI app the same way.
 """
 
@@ -46,9 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as error:  # a usage error: said as granian would say it
         error.show()
         sys.exit(error.exit_code)
-    importlib.import_module(str(context.params["app"]).partition(":")[0])
-    # granian reads its logging configuration from a file, once, while it starts.
     with tempfile.TemporaryDirectory(prefix="wahooks-web-") as directory:
+        # Before the app's import: prometheus_client picks its multiprocess mode when first imported.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", directory)
+        importlib.import_module(str(context.params["app"]).partition(":")[0])
+        # granian reads its logging configuration from a file, once, while it starts.
         config = Path(directory) / "logging.json"
         config.write_text(json.dumps(log_config(os.environ.get("LOG_FORMAT"))))
         context.params["log_config"] = config

@@ -16,6 +16,7 @@ from models import COUNTERS, WhatsAppAnalytics
 from models.analytics import MESSAGES_RECEIVED, ORDER_REVENUE, ORDERS_COUNT
 from models.db import dialect_of, upsert
 from models.statuses import STATUSES
+from workers import metrics
 from workers.store import Inserted
 
 
@@ -67,3 +68,4 @@ class DailyDeltas:
             for tenant_id, day in sorted(self._counts)
         ]
         session.execute(_add_deltas(dialect_of(session)), rows)
+        metrics.count_increments_on_commit(session, sum(self._counts.values(), Counter()))

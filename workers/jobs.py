@@ -8,9 +8,10 @@ from rq import Queue, Retry, get_current_job
 from rq.queue import EnqueueData
 
 from models.db import Database
+from models.events import FAILED
 from runtime.inbox import JOB_PATH, body_digest
 from runtime.logs import error_summary
-from workers import services
+from workers import metrics, services
 from workers.batch import Body, Failure, Written, record_failure, write
 from workers.tenants import TenantDirectory
 
@@ -48,7 +49,11 @@ def process_bodies(bodies: list[bytes]) -> None:
     started = time.monotonic()
     written = process(svc.db, svc.tenants, bodies, job_id)
     svc.inbox.done(list(written.outcomes))
-    _log_summary(written, job_id, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    _log_summary(written, job_id, seconds)
+    metrics.count_batch(
+        [*(r.outcome for r in written.outcomes.values()), *(FAILED for _ in written.failures)], seconds
+    )
     if written.failures and len(bodies) == 1:
         raise BodyFailed(f"body {written.failures[0].digest[:16]} failed; see its webhook_events row")
     if written.failures:
@@ -75,7 +80,22 @@ def process(db: Database, tenants: TenantDirectory, bodies: list[bytes], job_id:
             extra={"event": failure.digest[:16], "job": job_id},
         )
         record_failure(db, failure, job_id)
+    _measure_events(parsed, written)
     return written
+
+
+def _measure_events(parsed: list[Body], written: Written) -> None:
+    """Count the events of the bodies just written or failed, and the lag of those written."""
+    by_digest = {body.digest: body for body in parsed}
+    for digest, result in written.outcomes.items():
+        changes = by_digest[digest].envelope.changes
+        metrics.count_events("applied", result.applied)
+        metrics.count_events("set_aside", sum(c.update_count for c in changes) - result.applied)
+        metrics.observe_lag(m.timestamp for c in changes for m in c.messages)
+        metrics.observe_lag(s.timestamp for c in changes for s in c.statuses)
+    for failure in written.failures:
+        failed = by_digest.get(failure.digest)  # None: the body did not even parse
+        metrics.count_events("failed", sum(c.update_count for c in failed.envelope.changes) if failed else 0)
 
 
 def _log_summary(written: Written, job_id: str | None, seconds: float) -> None:

@@ -13,6 +13,8 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 
+from runtime.config import metrics_port
+from workers import metrics
 from workers.pump import Pump
 from workers.services import Services
 
@@ -132,8 +134,12 @@ def run(services: Services, burst: bool = False) -> bool:
 
     RQ lets a Redis error escape its work loop when Redis vanishes mid-job; rather than exit, start
     a fresh worker. The job in flight loses its lease and is reaped and retried like any abandoned job.
+    With WAHOOKS_METRICS_PORT set, the process's metrics exporter listens there first.
     """
     services.db.check_schema()
+    port = metrics_port()
+    if port is not None:
+        metrics.serve(port)
     while True:
         try:
             return _work_once(services, burst)
