@@ -2,9 +2,10 @@
 
 The whole path runs once as deployed, at LOG_LEVEL=DEBUG with the access log on: the Procfile's web and
 worker lines, every secret of the configuration set to a distinctive value in both environments (two app
-secrets, being rotated; the verify token; WHATSAPP_ACCESS_TOKEN; the passwords in DATABASE_URL and
-REDIS_URL), the handshake, signed and refused POSTs, a body PostgreSQL refuses (with an error that quotes
-the refused row) until it ends in RQ's failed registry, and Redis going away under both processes.
+secrets, being rotated; the verify token; WHATSAPP_ACCESS_TOKEN; METRICS_TOKEN; the passwords in
+DATABASE_URL and REDIS_URL), the handshake, signed and refused POSTs, a body PostgreSQL refuses (with an
+error that quotes the refused row) until it ends in RQ's failed registry, and Redis going away under both
+processes.
 Everything the run leaves is then searched: every log line of both processes, every value in Redis (RQ's
 job data, results and registries, unwrapped from zlib and base64), the errors and notes in
 webhook_events, and the HTTP answers.
@@ -46,6 +47,7 @@ ROTATED_APP_SECRET = "0ld5ecret9a8b7c6d5e4f3a2b1c0d9e8"
 # The characters a line may escape (JSON) or encode (a URL's query string or userinfo) are all here.
 VERIFY_TOKEN = 'verify "Quokka" /tok+en&=?é'
 ACCESS_TOKEN = "EAAGm0PX4ZCpsBAQuokkaAccessTokenZq7x"
+METRICS_TOKEN = "metrics-Quokka-scrape-7c1d"
 DATABASE_PASSWORD = "db-pw:Quokka@7/x"
 REDIS_PASSWORD = "redis-pw Quokka+7"
 SECRETS = {
@@ -53,6 +55,7 @@ SECRETS = {
     "rotated app secret": ROTATED_APP_SECRET,
     "verify token": VERIFY_TOKEN,
     "access token": ACCESS_TOKEN,
+    "metrics token": METRICS_TOKEN,
     "database password": DATABASE_PASSWORD,
     "redis password": REDIS_PASSWORD,
 }
@@ -227,6 +230,7 @@ def environment(database_url: str, redis_url: str) -> dict[str, str]:
         "WHATSAPP_APP_SECRET": f"{APP_SECRET},{ROTATED_APP_SECRET}",
         "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
         "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
+        "METRICS_TOKEN": METRICS_TOKEN,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "LOG_LEVEL": "DEBUG",
