@@ -231,19 +231,25 @@ def check_failed(queue: Queue) -> tuple[str, str]:
     return OK, "the failed registry is empty"
 
 
-def check_lag(queue: Queue) -> tuple[str, str]:
-    """How long the oldest body still waiting for a worker has waited since the web side pushed it.
+def oldest_wait_seconds(queue: Queue) -> float | None:
+    """How long the oldest body still waiting for a worker has waited since the web side pushed it; None
+    when nothing waits.
 
     The oldest waiting body is the first of the oldest job in the queue (the pump takes the oldest bodies
     first), else the inbox's tail. Its push time is read from its waiting marker (runtime/inbox.py), set
     with a lifetime of WAITING_TTL_SECONDS when the body was pushed and deleted once it is processed.
     """
     inbox = Inbox(queue.connection, queue.name)
-    waiting = f"inbox: {inbox.depth()} bodies, queue: {queue.count} jobs"
     oldest = _oldest_waiting_body(queue, inbox)
-    if oldest is None:
+    return None if oldest is None else inbox.waited_seconds(oldest)
+
+
+def check_lag(queue: Queue) -> tuple[str, str]:
+    """The oldest waiting body's wait (oldest_wait_seconds) against the thresholds."""
+    waiting = f"inbox: {Inbox(queue.connection, queue.name).depth()} bodies, queue: {queue.count} jobs"
+    age = oldest_wait_seconds(queue)
+    if age is None:
         return OK, f"nothing waits for a worker ({waiting})"
-    age = inbox.waited_seconds(oldest)
     message = f"the oldest waiting body was pushed {age:.1f} s ago ({waiting})"
     if age < LAG_WARN_SECONDS:
         return OK, message

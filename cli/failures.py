@@ -12,6 +12,7 @@ from sqlalchemy import select
 from models import WebhookEvent
 from models.db import Database
 from models.events import PROCESSED
+from runtime.inbox import body_digest
 from workers.jobs import process
 from workers.tenants import TenantDirectory
 
@@ -19,18 +20,24 @@ from workers.tenants import TenantDirectory
 @dataclass(frozen=True)
 class FailedJob:
     id: str
-    bodies: int
+    digests: tuple[str, ...]  # each body's SHA-256, the key of its webhook_events row
     ended_at: datetime | None
     error: str
 
+    @property
+    def bodies(self) -> int:
+        return len(self.digests)
 
-def failed_jobs(queue: Queue) -> list[FailedJob]:
+
+def failed_jobs(queue: Queue, limit: int | None = None) -> list[FailedJob]:
+    """The jobs in the failed registry (the first `limit` of them), with the last line of each error."""
     registry = queue.failed_job_registry
-    jobs = Job.fetch_many(registry.get_job_ids(), connection=queue.connection)
+    ids = registry.get_job_ids(0, -1 if limit is None else limit - 1)
+    jobs = Job.fetch_many(ids, connection=queue.connection)
     return [
         FailedJob(
             id=job.id,
-            bodies=len(job.args[0]) if job.args else 0,
+            digests=tuple(body_digest(body) for body in job.args[0]) if job.args else (),
             ended_at=job.ended_at,
             error=(job.exc_info or "").strip().splitlines()[-1:][0] if job.exc_info else "",
         )
