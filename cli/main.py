@@ -155,6 +155,26 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.exit_status(results, strict=args.strict)
 
 
+CONSOLE_THREADS = 4  # requests in flight at once: a page and its chart for a couple of operators
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from runtime.config import ConsoleConfig
+    from webhook import serve  # granian's command line, its lines in the app's log format
+
+    ConsoleConfig.from_env()  # off unless CONSOLE_TOKEN is set: refused here, naming it
+    _db().dispose()  # reachable and migrated, said once, before the port is bound
+    serve.main(
+        [
+            "--interface", "wsgi", "--no-ws", "--workers", "1",
+            "--blocking-threads", str(CONSOLE_THREADS), "--workers-kill-timeout", "5",
+            "--host", args.host, "--port", str(args.port),
+            "console.wsgi:app",
+        ]
+    )  # fmt: skip
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     try:
         from cli import embedded
@@ -251,6 +271,14 @@ def _parser() -> argparse.ArgumentParser:
     p = command("doctor", cmd_doctor, "check configuration, PostgreSQL, Redis, workers, failed jobs and lag")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+
+    p = command(
+        "console", cmd_console, "serve the operator's status page and queue dashboard (CONSOLE_TOKEN)"
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: keep it private)"
+    )
+    p.add_argument("--port", type=int, default=8001, help="default 8001")
 
     p = command("dev", cmd_dev, "run the whole pipeline in-process: SQLite, in-process Redis, one worker")
     p.add_argument("--port", type=int, help="default 8000 (--demo: any free port)")

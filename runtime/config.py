@@ -10,6 +10,8 @@ DEFAULT_QUEUE = "whatsapp"
 # Bodies a worker writes in one transaction at most: big enough to amortise a commit, small enough that a
 # batch stays a fraction of a second of work.
 DEFAULT_BATCH_MAX_BODIES = 100
+# The console's token opens a page that can requeue jobs: long enough that guessing it is hopeless.
+MIN_CONSOLE_TOKEN_LENGTH = 16
 
 
 class ConfigError(Exception):
@@ -143,3 +145,30 @@ class WorkerConfig:
 
     def __repr__(self) -> str:
         return f"WorkerConfig(database_url=<set>, redis_url=<set>, queue={self.queue!r})"
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The operator's console (`wahooks console`): off unless CONSOLE_TOKEN is set."""
+
+    database_url: str
+    redis_url: str
+    token: str
+    queue: str = DEFAULT_QUEUE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "ConsoleConfig":
+        token = _require(
+            env,
+            "CONSOLE_TOKEN",
+            "the console is off until it is set; make one with"
+            " `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+        )
+        if len(token) < MIN_CONSOLE_TOKEN_LENGTH:
+            raise ConfigError(f"CONSOLE_TOKEN must be at least {MIN_CONSOLE_TOKEN_LENGTH} characters long")
+        return cls(
+            database_url=database_url(env), redis_url=redis_url(env), token=token, queue=queue_name(env)
+        )
+
+    def __repr__(self) -> str:
+        return f"ConsoleConfig(database_url=<set>, redis_url=<set>, token=<set>, queue={self.queue!r})"

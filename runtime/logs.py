@@ -15,7 +15,13 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit
 # Attributes passed with `extra=` that belong in the JSON line.
 CONTEXT_FIELDS = ("event", "tenant", "job", "phone_number_id", "wamid", "outcome", "count", "error")
 # Variables that hold secrets (the app secret may list several, comma-separated, during a rotation).
-SECRET_VARIABLES = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN", "METRICS_TOKEN")
+SECRET_VARIABLES = (
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
+    "WHATSAPP_ACCESS_TOKEN",
+    "METRICS_TOKEN",
+    "CONSOLE_TOKEN",
+)
 # Variables that hold URLs, whose password is a secret.
 URL_VARIABLES = ("DATABASE_URL", "REDIS_URL")
 MIN_SECRET_LENGTH = 4  # masking shorter values would garble ordinary words

@@ -1,0 +1,1 @@
+"""The operator's console: a status page, the analytics charts and rq-dashboard, behind CONSOLE_TOKEN."""
