@@ -4,6 +4,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -104,13 +105,20 @@ class Backend:
     redis_url: str
 
 
+@contextmanager
+def fresh_postgres_backend(db: Database, redis_url: str) -> Iterator[Backend]:
+    """The run's PostgreSQL database and Redis, emptied before and after."""
+    client = redis.Redis.from_url(redis_url)
+    empty_tables(db)
+    empty_redis(client)
+    yield Backend("postgres", db, client, redis_url)
+    empty_redis(client)
+
+
 @pytest.fixture
 def postgres_backend(postgres_db: Database, redis_url: str) -> Iterator[Backend]:
-    client = redis.Redis.from_url(redis_url)
-    empty_tables(postgres_db)
-    empty_redis(client)
-    yield Backend("postgres", postgres_db, client, redis_url)
-    empty_redis(client)
+    with fresh_postgres_backend(postgres_db, redis_url) as backend:
+        yield backend
 
 
 @pytest.fixture

@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from tests.services import REQUIRED
+from tests.services import skip_or_fail
 from throwaway import (
     PROJECT_ROOT,
     Child,
@@ -73,9 +71,7 @@ def _or_skip() -> Iterator[None]:
     try:
         yield
     except Unavailable as missing:
-        if REQUIRED:
-            pytest.fail(f"{missing} [WAHOOKS_REQUIRE_SERVICES=1 makes this a failure]", pytrace=False)
-        pytest.skip(str(missing))
+        skip_or_fail(str(missing))
 
 
 @contextmanager

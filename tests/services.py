@@ -2,6 +2,7 @@
 
 import os
 import uuid
+from typing import NoReturn
 
 import pytest
 import redis
@@ -16,13 +17,17 @@ REDIS_URL = os.environ.get("WAHOOKS_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 CLAIM_KEY = "wahooks:test-run-claim"
 
 
-def unavailable(what: str, error: Exception) -> None:
-    message = (
-        f"{what} is not reachable ({type(error).__name__}: {error}); start it or set its WAHOOKS_TEST_* URL"
-    )
+def skip_or_fail(message: str) -> NoReturn:
+    """Skip a test whose server or program is missing; under WAHOOKS_REQUIRE_SERVICES=1 (CI), fail it."""
     if REQUIRED:
         pytest.fail(f"{message} [WAHOOKS_REQUIRE_SERVICES=1 makes this a failure]", pytrace=False)
     pytest.skip(message)
+
+
+def unavailable(what: str, error: Exception) -> None:
+    skip_or_fail(
+        f"{what} is not reachable ({type(error).__name__}: {error}); start it or set its WAHOOKS_TEST_* URL"
+    )
 
 
 def create_postgres_database() -> str:

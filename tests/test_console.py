@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from rq import Queue
@@ -19,7 +18,7 @@ from cli.main import EXIT_USAGE, main
 from console.app import create_app, session_key
 from models.db import Database
 from runtime.config import ConfigError, ConsoleConfig
-from tests.conftest import PAYLOADS, TENANT_A, Backend, empty_redis, empty_tables, make_pipeline, seed
+from tests.conftest import PAYLOADS, TENANT_A, Backend, fresh_postgres_backend, make_pipeline, seed
 from tests.test_failures import BROKEN, _enqueue, _exhaust_retries
 
 TOKEN = "console-token-for-the-tests-4f1c"
@@ -73,11 +72,8 @@ def console(postgres_db: Database, redis_url: str) -> Iterator[Console]:
     """One console for the tests that change nothing. Built once because each drain above runs a worker,
     and a worker can take a minute to stop: rq 3.0 runs its pub/sub listener with a 60 s sleep, and
     redis-py 8.2 waits for that listener to finish, which it may do only when the sleep ends."""
-    store = redis.Redis.from_url(redis_url)
-    empty_tables(postgres_db)
-    empty_redis(store)
-    yield build(Backend("postgres", postgres_db, store, redis_url))
-    empty_redis(store)
+    with fresh_postgres_backend(postgres_db, redis_url) as backend:
+        yield build(backend)
 
 
 def test_the_status_page_shows_the_queue_the_failed_job_and_the_last_bodies(console: Console) -> None:
