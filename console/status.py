@@ -17,7 +17,7 @@ from runtime.inbox import Inbox
 # (label, minutes): the windows the intake panel counts bodies over.
 INTAKE_WINDOWS = (("last minute", 1), ("last 5 minutes", 5), ("last hour", 60))
 FAILED_SHOWN = 50  # the page lists this many failed jobs; the count says how many there are
-BODIES_SHOWN = 25
+BODIES_SHOWN = 20
 DEFAULT_CHART_DAYS = 30
 MAX_CHART_DAYS = 366
 # matplotlib's figures are not documented as safe to draw from several threads at once, and the web
