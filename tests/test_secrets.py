@@ -1,11 +1,12 @@
 """Secrets never leave the process that holds them, and personal data stays out of the logs at INFO.
 
 The whole path runs once as deployed, at LOG_LEVEL=DEBUG with the access log on: the Procfile's web and
-worker lines, every secret of the configuration set to a distinctive value in both environments (two app
-secrets, being rotated; the verify token; WHATSAPP_ACCESS_TOKEN; METRICS_TOKEN; the passwords in
-DATABASE_URL and REDIS_URL), the handshake, signed and refused POSTs, a body PostgreSQL refuses (with an
-error that quotes the refused row) until it ends in RQ's failed registry, and Redis going away under both
-processes.
+worker lines and `wahooks console`, every secret of the configuration set to a distinctive value in their
+environments (two app secrets, being rotated; the verify token; WHATSAPP_ACCESS_TOKEN; METRICS_TOKEN;
+CONSOLE_TOKEN; the passwords in DATABASE_URL and REDIS_URL), the handshake, signed and refused POSTs, a
+body PostgreSQL refuses (with an error that quotes the refused row) until it ends in RQ's failed registry,
+the console's pages without the token, with it and through its login form, and Redis going away under the
+web and the worker.
 Everything the run leaves is then searched: every log line of both processes, every value in Redis (RQ's
 job data, results and registries, unwrapped from zlib and base64), the errors and notes in
 webhook_events, and the HTTP answers.
@@ -19,6 +20,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,9 +39,9 @@ from models import WebhookEvent
 from models.db import Database
 from runtime import logs
 from tests.conftest import TENANT_A, empty_tables, seed
-from tests.processes import redis_server, wait_until
+from tests.processes import free_port, redis_server, wait_until
 from tests.test_procfile import Web, launch, web_process
-from throwaway import RedisServer
+from throwaway import RedisServer, start
 from webhook.signature import sign
 
 APP_SECRET = "c0ffee5e1f2a4b6d8e0f1a3c5e7b9d0f"
@@ -48,6 +50,7 @@ ROTATED_APP_SECRET = "0ld5ecret9a8b7c6d5e4f3a2b1c0d9e8"
 VERIFY_TOKEN = 'verify "Quokka" /tok+en&=?é'
 ACCESS_TOKEN = "EAAGm0PX4ZCpsBAQuokkaAccessTokenZq7x"
 METRICS_TOKEN = "metrics-Quokka-scrape-7c1d"
+CONSOLE_TOKEN = "console-Quokka-operator-3b9e"
 DATABASE_PASSWORD = "db-pw:Quokka@7/x"
 REDIS_PASSWORD = "redis-pw Quokka+7"
 SECRETS = {
@@ -56,6 +59,7 @@ SECRETS = {
     "verify token": VERIFY_TOKEN,
     "access token": ACCESS_TOKEN,
     "metrics token": METRICS_TOKEN,
+    "console token": CONSOLE_TOKEN,
     "database password": DATABASE_PASSWORD,
     "redis password": REDIS_PASSWORD,
 }
@@ -231,6 +235,7 @@ def environment(database_url: str, redis_url: str) -> dict[str, str]:
         "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
         "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
         "METRICS_TOKEN": METRICS_TOKEN,
+        "CONSOLE_TOKEN": CONSOLE_TOKEN,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "LOG_LEVEL": "DEBUG",
@@ -298,6 +303,27 @@ def deliver_without_redis(web: Web) -> dict[str, requests.Response]:
     }
 
 
+def visit_console(url: str) -> dict[str, requests.Response]:
+    """The console without its token, with a wrong one, with it as a bearer and through the login form."""
+    bearer = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+    return {
+        "console, no token": requests.get(url, timeout=5),
+        "console, wrong token": requests.post(f"{url}/login", data={"token": "not the token"}, timeout=5),
+        "console, bearer": requests.get(url, headers=bearer, timeout=10),
+        "console, queue dashboard": requests.get(f"{url}/rq/0/data/queues.json", headers=bearer, timeout=5),
+        "console, login": requests.post(
+            f"{url}/login", data={"token": CONSOLE_TOKEN}, allow_redirects=False, timeout=5
+        ),
+    }
+
+
+def console_answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 401
+    except requests.ConnectionError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def run(postgres_db: Database, database: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
     logs_folder = tmp_path_factory.mktemp("secrets")
@@ -308,24 +334,35 @@ def run(postgres_db: Database, database: str, tmp_path_factory: pytest.TempPathF
         env = environment(database, redis_url)
         with web_process(redis_url, logs_folder / "web.log", **env) as web:
             worker = launch("worker", {**env, "WAHOOKS_QUEUE": web.queue}, worker_log)
+            console_url = f"http://127.0.0.1:{free_port()}"
+            console = start(
+                "console",
+                [sys.executable, "-m", "cli.main", "console", "--port", console_url.rpartition(":")[2]],
+                {**os.environ, **env, "WAHOOKS_QUEUE": web.queue},
+                logs_folder / "console.log",
+            )
             try:
                 answers = deliver(web)
                 queue = Queue(web.queue, connection=store)
                 exhaust_retries(queue)
                 wait_until(lambda: bool(queue.failed_job_registry.get_job_ids()), 15, "the failed registry")
                 wait_until(lambda: processed(postgres_db) == 2, 15, "both good bodies stored")
+                wait_until(lambda: console_answers(console_url), 30, "the console answering")
+                answers |= visit_console(console_url)
+                console.stop()
                 failed_jobs, contents = queue.failed_job_registry.get_job_ids(), everything_in(store)
                 server.kill()
                 answers |= deliver_without_redis(web)
                 wait_until(lambda: "redis unavailable" in worker_log.read_text(), 15, "the worker noticing")
             finally:
+                console.stop()
                 kill(worker)  # with Redis gone, it would wait for Redis rather than stop
         store.close()
     with postgres_db.session() as session:
         rows = session.execute(select(WebhookEvent.error, WebhookEvent.notes)).all()
     return Run(
         answers=answers,
-        logs={name: (logs_folder / f"{name}.log").read_text() for name in ("web", "worker")},
+        logs={name: (logs_folder / f"{name}.log").read_text() for name in ("web", "worker", "console")},
         redis=contents,
         event_texts=[str(value) for row in rows for value in row if value is not None],
         failed_jobs=failed_jobs,
@@ -348,6 +385,11 @@ def test_the_run_took_every_path_it_searches(run: Run) -> None:
         "unsigned": 401,
         "Redis down": 503,
         "ready, Redis down": 503,
+        "console, no token": 401,
+        "console, wrong token": 401,
+        "console, bearer": 200,
+        "console, queue dashboard": 200,
+        "console, login": 303,
     }
     assert len(run.failed_jobs) == 1
     # The database's error quotes the refused row: exactly what a log line must not repeat.
@@ -357,6 +399,8 @@ def test_the_run_took_every_path_it_searches(run: Run) -> None:
     for process in ("web", "worker"):
         assert any(_level(line) == "debug" for line in run.logs[process].splitlines()), process
     assert "GET /webhook" in run.logs["web"]  # the access log is on
+    assert "POST /login" in run.logs["console"]
+    assert "refuse_poison" in run.answers["console, bearer"].text  # the page shows the failed body's error
 
 
 @pytest.mark.slow
@@ -373,7 +417,7 @@ def test_a_secret_is_nowhere_the_run_left_anything(run: Run, name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PERSONAL_DATA)
-@pytest.mark.parametrize("process", ["web", "worker"])
+@pytest.mark.parametrize("process", ["web", "worker", "console"])
 def test_personal_data_stays_out_of_the_log_at_info(run: Run, process: str, name: str) -> None:
     value = PERSONAL_DATA[name]
     assert [line for line in run.shown_at_info(process) if value in line] == []
