@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 
 from rq import Queue, Worker
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from cli import analytics, failures
 from cli.doctor import LAG_FAIL_SECONDS, LAG_WARN_SECONDS, oldest_wait_seconds
 from models import WebhookEvent, WhatsAppAnalytics
 from models.db import Database
+from models.events import FAILED
 from runtime.inbox import Inbox
 
 # (label, minutes): the windows the intake panel counts bodies over.
@@ -41,8 +42,8 @@ def intake(db: Database) -> list[IntakeWindow]:
     """Bodies received and processed in each window, from webhook_events (one query).
 
     A body is counted when a worker stores it, within tens of milliseconds of its POST unless the workers
-    fall behind; the queue panel shows what still waits. Every body received in a window was processed
-    after it arrived, so the indexed processed_at bounds the scan.
+    fall behind; the queue panel shows what still waits. A body received in a window was processed since,
+    or failed: the indexed processed_at and outcome bound the scan.
     """
     now = datetime.now(UTC)
     since = {minutes: now - timedelta(minutes=minutes) for _, minutes in INTAKE_WINDOWS}
@@ -51,9 +52,9 @@ def intake(db: Database) -> list[IntakeWindow]:
         for _, minutes in INTAKE_WINDOWS
         for column in (WebhookEvent.received_at, WebhookEvent.processed_at)
     ]
-    widest = max(since.values(), key=lambda moment: now - moment)
+    recent = or_(WebhookEvent.processed_at >= min(since.values()), WebhookEvent.outcome == FAILED)
     with db.session() as session:
-        counts = session.execute(select(*columns).where(WebhookEvent.processed_at >= widest)).one()
+        counts = session.execute(select(*columns).where(recent)).one()
     return [
         IntakeWindow(label, minutes, counts[2 * i], counts[2 * i + 1])
         for i, (label, minutes) in enumerate(INTAKE_WINDOWS)

@@ -15,6 +15,7 @@ from rq import Queue
 from werkzeug.test import TestResponse
 
 from cli.main import EXIT_USAGE, main
+from console import status
 from console.app import create_app, session_key
 from models.db import Database
 from runtime.config import ConfigError, ConsoleConfig
@@ -28,6 +29,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @dataclass
 class Console:
     app: Flask
+    db: Database
     queue: Queue
     failed_job: str
 
@@ -64,7 +66,7 @@ def build(backend: Backend) -> Console:
         queue=queue.name,
     )
     app = create_app(config, db=backend.db, redis=backend.redis)
-    return Console(app, queue, job.id)
+    return Console(app, backend.db, queue, job.id)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +89,16 @@ def test_the_status_page_shows_the_queue_the_failed_job_and_the_last_bodies(cons
     assert '<td class="processed">processed</td>' in html and '<td class="failed">failed</td>' in html
     assert f'src="/chart/{TENANT_A.phone_number_id}.png?days=30"' in html
     assert "No worker is registered" in html
+
+
+def test_intake_counts_every_distinct_body_stored_the_failed_one_too(console: Console) -> None:
+    windows = status.intake(console.db)
+    assert [(w.label, w.received, w.processed) for w in windows] == [
+        ("last minute", 4, 3),
+        ("last 5 minutes", 4, 3),
+        ("last hour", 4, 3),
+    ]
+    assert windows[1].per_minute == 0.8
 
 
 def test_the_chart_is_the_tenants_png(console: Console) -> None:
