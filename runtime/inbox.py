@@ -1,10 +1,13 @@
 """The Redis inbox: the web app's one-round-trip hand-off of a body, which workers turn into RQ jobs."""
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 from redis import Redis
+from redis.connection import AbstractConnection
+from redis.exceptions import NoScriptError
 
 # Push each body unless an identical one is still waiting (KEYS: the inbox, then each body's waiting
 # marker; ARGV: the marker's lifetime, then the bodies): however many bodies, one round trip.
@@ -56,8 +59,46 @@ class Inbox:
 
     def push_many(self, bodies: list[bytes]) -> list[bool]:
         """Queue bodies in one round trip, in order; False for each whose identical twin already waits."""
-        keys = [self.keys.inbox, *(self.keys.waiting(body_digest(body)) for body in bodies)]
-        return [bool(flag) for flag in self._push(keys=keys, args=[WAITING_TTL_SECONDS, *bodies])]
+        return [
+            bool(flag)
+            for flag in self._push(keys=self._push_keys(bodies), args=[WAITING_TTL_SECONDS, *bodies])
+        ]
+
+    def single_caller_push(self) -> Callable[[list[bytes]], list[bool]]:
+        """push_many on a connection of its own, for a caller that never pushes from two threads at once.
+
+        It skips the connection pool and the client's and the script's wrappers, which cost the web
+        process about as much CPU as the round trip's own syscalls (bench/README.md). The connection keeps
+        the client's settings: address, timeouts, and its retry of a broken connection.
+        """
+        # Every connection class redis-py makes (TCP, TLS, unix socket) is an AbstractConnection.
+        connection = cast(AbstractConnection, self.connection.connection_pool.make_connection())
+
+        def evaluate(command: str, script: str, keys: list[str], bodies: list[bytes]) -> list[int]:
+            connection.send_command(command, script, len(keys), *keys, WAITING_TTL_SECONDS, *bodies)
+            return cast(list[int], connection.read_response())
+
+        def trip(keys: list[str], bodies: list[bytes]) -> list[int]:
+            try:
+                return evaluate("EVALSHA", str(self._push.sha), keys, bodies)
+            except NoScriptError:  # a restarted Redis forgot the script: send it whole (EVAL caches it)
+                return evaluate("EVAL", _PUSH, keys, bodies)
+
+        def push_many(bodies: list[bytes]) -> list[bool]:
+            keys = self._push_keys(bodies)
+            try:
+                flags = connection.retry.call_with_retry(
+                    lambda: trip(keys, bodies), lambda _: connection.disconnect()
+                )
+            except BaseException:
+                connection.disconnect()  # never leave a reply unread for the next push to mistake for its own
+                raise
+            return [bool(flag) for flag in flags]
+
+        return push_many
+
+    def _push_keys(self, bodies: list[bytes]) -> list[str]:
+        return [self.keys.inbox, *(self.keys.waiting(body_digest(body)) for body in bodies)]
 
     def done(self, digests: list[str]) -> None:
         """Forget that these bodies are waiting, so a later redelivery is processed again."""

@@ -234,6 +234,10 @@ def test_a_signed_body_that_cannot_be_read_safely_is_refused_with_a_json_error(
         pytest.param(nested(MAX_NESTING), id="at the nesting limit"),
         pytest.param(nested(MAX_NESTING, shallow_siblings=200), id="at the limit among shallow siblings"),
         pytest.param(b'{"n":' + b"7" * 4_300 + b"}", id="4,300-digit integer"),
+        # JSON that orjson refuses and json reads: the workers set such a value aside, its siblings stay.
+        pytest.param(b'{"text": "\\ud800"}', id="an escaped lone surrogate"),
+        pytest.param(b'{"timestamp": 1e999}', id="a number past a double's range"),
+        pytest.param(b'{"n":' + b"9" * 40 + b"}", id="a 40-digit integer (orjson reads a float)"),
     ],
 )
 def test_a_signed_body_at_the_limits_is_queued(client: FlaskClient, store: redis.Redis, body: bytes) -> None:
@@ -342,6 +346,34 @@ def test_one_round_trip_queues_each_body_once_in_order(store: redis.Redis, inbox
     assert inbox.push_many([b'{"n":1}', b'{"n":2}', b'{"n":1}']) == [True, True, False]
     assert inbox.push_many([b'{"n":2}', b'{"n":3}']) == [False, True]
     assert queued(store) == [b'{"n":3}', b'{"n":2}', b'{"n":1}']  # LPUSH: the newest first
+
+
+def drop_other_connections(client: redis.Redis) -> None:
+    """Close every connection to client's database but its own (other databases are other runs')."""
+    db, me = client.connection_pool.connection_kwargs["db"], client.client_id()
+    for other in client.client_list():
+        if int(other["db"]) == db and int(other["id"]) != me:
+            client.client_kill_filter(_id=other["id"])
+
+
+def test_the_single_caller_push_answers_as_push_many_does(store: redis.Redis, inbox: Inbox) -> None:
+    push_many = inbox.single_caller_push()
+    assert push_many([b'{"n":1}', b'{"n":2}', b'{"n":1}']) == [True, True, False]
+    assert inbox.push_many([b'{"n":2}', b'{"n":3}']) == [False, True]
+    assert push_many([b'{"n":3}', b'{"n":4}']) == [False, True]
+    assert queued(store) == [b'{"n":4}', b'{"n":3}', b'{"n":2}', b'{"n":1}']
+
+
+def test_the_single_caller_push_survives_a_forgotten_script_and_a_dropped_connection(
+    real_redis: redis.Redis, redis_url: str
+) -> None:
+    push_many = Inbox(web_client(redis_url), QUEUE).single_caller_push()
+    assert push_many([b'{"n":1}']) == [True]
+    real_redis.script_flush()  # as after a restart: EVALSHA answers NOSCRIPT
+    assert push_many([b'{"n":2}']) == [True]
+    drop_other_connections(real_redis)  # as when Redis restarts: the push's connection is gone
+    assert push_many([b'{"n":3}', b'{"n":1}']) == [True, False]
+    assert queued(real_redis) == [b'{"n":3}', b'{"n":2}', b'{"n":1}']
 
 
 def test_concurrent_posts_each_get_their_own_answer_over_real_http(live_url: str, store: redis.Redis) -> None:

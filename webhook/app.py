@@ -5,6 +5,7 @@ import json
 import logging
 from typing import IO, Any
 
+import orjson
 from flask import Flask, Response, abort, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import Redis
@@ -35,7 +36,7 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
     config = config or WebConfig.from_env()
     hide(*config.app_secrets, config.verify_token, config.metrics_token)
     redis = redis if redis is not None else web_client(config.redis_url)
-    inbox = GroupPush(Inbox(redis, config.queue).push_many)
+    inbox = GroupPush(Inbox(redis, config.queue).single_caller_push())
     app = Flask(__name__)
     scraped = metrics.scrape_registry(redis, config.queue, config.metrics_directory)
 
@@ -131,33 +132,48 @@ def _error(message: str, status: int) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
-class _NotJsonNumber(ValueError):
-    """NaN, Infinity or -Infinity: Python's json reads them, JSON (and PostgreSQL's jsonb) does not."""
+class _Refused(ValueError):
+    """Why a body cannot be queued."""
 
 
 def _refuse_constant(name: str) -> None:
-    raise _NotJsonNumber(name)
+    """NaN, Infinity or -Infinity: Python's json reads them, JSON (and PostgreSQL's jsonb) does not."""
+    raise _Refused(f"body holds {name}, which is not a JSON number")
 
 
 def _refusal(body: bytes) -> str | None:
     """Why a body cannot be queued, or None for a UTF-8 JSON object nested at most MAX_NESTING deep."""
     try:
-        document = json.loads(body.decode(), parse_constant=_refuse_constant)
-    except _NotJsonNumber as literal:
-        return f"body holds {literal}, which is not a JSON number"
-    except UnicodeDecodeError:
-        return "body is not UTF-8"
-    except RecursionError:  # json gives up near Python's recursion limit, long after MAX_NESTING
-        return f"body nests deeper than {MAX_NESTING} levels"
-    except json.JSONDecodeError:
-        return "body is not JSON"
-    except ValueError:  # an integer over Python's limit of 4,300 digits for converting a string
-        return "body holds a number too long to read"
+        document = _json_value(body)
+    except _Refused as refused:
+        return str(refused)
     if not isinstance(document, dict):
         return "body is not a JSON object"
     if _nests_deeper_than(MAX_NESTING, body, document):
         return f"body nests deeper than {MAX_NESTING} levels"
     return None
+
+
+def _json_value(body: bytes) -> Any:
+    """The body's JSON value, as json reads it; _Refused says why there is none."""
+    try:
+        # orjson reads a subset of what json reads (no NaN, no escaped lone surrogate, at most 1,024
+        # levels) at a third of the cost; json reads what orjson refuses, or says why it cannot.
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body.decode(), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise _Refused("body is not UTF-8") from None
+    except RecursionError:  # json gives up near Python's recursion limit, long after MAX_NESTING
+        raise _Refused(f"body nests deeper than {MAX_NESTING} levels") from None
+    except json.JSONDecodeError:
+        raise _Refused("body is not JSON") from None
+    except _Refused:
+        raise
+    except ValueError:  # an integer over Python's limit of 4,300 digits for converting a string
+        raise _Refused("body holds a number too long to read") from None
 
 
 def _nests_deeper_than(limit: int, body: bytes, document: dict[str, Any]) -> bool:

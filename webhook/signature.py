@@ -25,11 +25,10 @@ def verify(header: str | None, body: bytes, secrets: tuple[str, ...]) -> Verdict
     """Check the header against every configured secret (several while a secret is rotated)."""
     if not header:
         return Verdict.MISSING
-    if not header.startswith(PREFIX) or not _HEX64.fullmatch(header[len(PREFIX) :]):
+    if not header.startswith(PREFIX) or not _HEX64.fullmatch(header, len(PREFIX)):
         return Verdict.MALFORMED
-    given = header[len(PREFIX) :].lower().encode()
+    given = bytes.fromhex(header[len(PREFIX) :])
     for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
-        if hmac.compare_digest(expected, given):
+        if hmac.compare_digest(hmac.digest(secret.encode(), body, "sha256"), given):
             return Verdict.VALID
     return Verdict.MISMATCH
