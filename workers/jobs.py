@@ -87,19 +87,23 @@ def process(db: Database, tenants: TenantDirectory, bodies: list[bytes], job_id:
 def _measure_events(parsed: list[Body], written: Written) -> None:
     """Count the events of the bodies just written or failed, and the lag of those written."""
     by_digest = {body.digest: body for body in parsed}
+    events: Counter[str] = Counter()
     for digest, result in written.outcomes.items():
         changes = by_digest[digest].envelope.changes
-        metrics.count_events("applied", result.applied)
-        metrics.count_events("set_aside", sum(c.update_count for c in changes) - result.applied)
+        events["applied"] += result.applied
+        events["set_aside"] += sum(c.update_count for c in changes) - result.applied
         metrics.observe_lag(m.timestamp for c in changes for m in c.messages)
         metrics.observe_lag(s.timestamp for c in changes for s in c.statuses)
     for failure in written.failures:
         failed = by_digest.get(failure.digest)  # None: the body did not even parse
-        metrics.count_events("failed", sum(c.update_count for c in failed.envelope.changes) if failed else 0)
+        events["failed"] += sum(c.update_count for c in failed.envelope.changes) if failed else 0
+    for outcome, count in events.items():
+        metrics.count_events(outcome, count)
 
 
 def _log_summary(written: Written, job_id: str | None, seconds: float) -> None:
-    for digest, result in written.outcomes.items():
+    """One line per job at INFO; a line per body at DEBUG, built only when it is shown."""
+    for digest, result in written.outcomes.items() if log.isEnabledFor(logging.DEBUG) else ():
         log.debug(
             "body processed",
             extra={

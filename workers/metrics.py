@@ -46,11 +46,13 @@ def serve(port: int) -> None:
 
 def count_batch(outcomes: Iterable[str], seconds: float) -> None:
     """One job's batch: each body's outcome, the batch's time and each body's share of it."""
-    bodies = list(outcomes)
+    tally = Tally(outcomes)
     BATCH_SECONDS.observe(seconds)
-    for outcome in bodies:
-        BODIES.labels(outcome).inc()
-        BODY_SECONDS.observe(seconds / len(bodies))
+    share = seconds / max(1, tally.total())
+    for outcome, count in tally.items():
+        BODIES.labels(outcome).inc(count)
+        for _ in range(count):
+            BODY_SECONDS.observe(share)
 
 
 def count_events(outcome: str, count: int) -> None:
@@ -59,10 +61,10 @@ def count_events(outcome: str, count: int) -> None:
 
 
 def observe_lag(timestamps: Iterable[datetime]) -> None:
-    """The lag of events whose body was just committed."""
-    now = datetime.now(UTC)
+    """The lag of events whose bodies were just committed."""
+    now = datetime.now(UTC).timestamp()
     for timestamp in timestamps:
-        LAG_SECONDS.observe(max(0.0, (now - timestamp).total_seconds()))
+        LAG_SECONDS.observe(max(0.0, now - timestamp.timestamp()))
 
 
 def count_increments_on_commit(session: Session, increments: Tally[str]) -> None:
