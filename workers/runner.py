@@ -26,6 +26,9 @@ REAP_EVERY_SECONDS = 1.0
 # How often an idle worker's housekeeper looks for new bodies: the worst added latency at low load.
 PUMP_IDLE_SECONDS = 0.01
 RESTART_DELAY_SECONDS = 1.0
+# How long RQ's pub/sub thread (worker commands such as `rq suspend`) waits per turn, so the longest a
+# stopping worker waits for it.
+PUBSUB_TURN_SECONDS = 1.0
 
 
 class LeasedWorker(SimpleWorker):
@@ -41,6 +44,20 @@ class LeasedWorker(SimpleWorker):
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return LEASE_SECONDS
+
+    def subscribe(self) -> None:
+        """RQ's subscription to this worker's command channel, with a thread that stops within a second.
+
+        RQ's thread waits 60 s a turn. Once the channel is unsubscribed, redis-py's get_message sleeps out
+        that whole wait, and RQ joins the thread without a timeout: a worker's exit could hang for a
+        minute when the thread read the unsubscription before RQ asked it to stop (rq 3.0, redis-py 8.2).
+        """
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        # rq 3.0 declares pubsub_thread as None only, though its own subscribe() sets it the same way.
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_TURN_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
