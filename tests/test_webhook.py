@@ -19,6 +19,8 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Response
 
 from runtime.config import WebConfig
 from runtime.inbox import Inbox, InboxKeys, body_digest
@@ -26,8 +28,9 @@ from runtime.logs import JsonFormatter
 from runtime.redis_client import web_client
 from tests.conftest import PAYLOADS, SECRET, VERIFY_TOKEN, empty_redis
 from tests.processes import PROJECT_ROOT, free_port, wait_until
-from webhook import app as app_module
-from webhook.app import MAX_NESTING, create_app
+from webhook import intake
+from webhook.app import create_app
+from webhook.intake import MAX_NESTING
 from webhook.signature import sign
 
 LIMIT = 256 * 1024  # room for the hostile bodies (100,000 levels deep is 200 KB)
@@ -287,6 +290,15 @@ def test_a_chunked_body_over_the_limit_is_too_large(client: FlaskClient, store: 
     assert queue_keys(store) == []
 
 
+def test_a_body_shorter_than_its_declared_length_is_a_bad_request(app: Flask, store: redis.Redis) -> None:
+    """The client left mid-body: nothing is queued, and the answer does not blame the signature."""
+    environ = EnvironBuilder(path="/webhook", method="POST", data=TEXT, headers=signed(TEXT)).get_environ()
+    environ["CONTENT_LENGTH"] = str(len(TEXT) + 100)
+    response = Response.from_app(app, environ)
+    assert (response.status_code, response.get_json()) == (400, {"error": "bad request"})
+    assert queue_keys(store) == []
+
+
 def _chunks(body: bytes, size: int = 512) -> Iterator[bytes]:
     for start in range(0, len(body), size):
         yield body[start : start + size]
@@ -425,11 +437,11 @@ def test_a_method_not_allowed_still_names_the_allowed_ones(client: FlaskClient) 
 
 @pytest.fixture
 def app_log() -> Iterator[io.StringIO]:
-    """What webhook.app logs, formatted as in production (the formatter masks registered secrets)."""
+    """What webhook.intake logs, formatted as in production (the formatter masks registered secrets)."""
     lines = io.StringIO()
     handler = logging.StreamHandler(lines)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger(app_module.__name__)
+    logger = logging.getLogger(intake.__name__)
     logger.addHandler(handler)
     yield lines
     logger.removeHandler(handler)
@@ -441,7 +453,7 @@ def test_a_bug_answers_a_json_500_and_logs_the_traceback_without_secrets(
     def broken(*_: object) -> None:
         raise RuntimeError(f"a bug that mentions {SECRET}")
 
-    monkeypatch.setattr(app_module, "verify", broken)
+    monkeypatch.setattr(intake, "verify", broken)
     response = client.post("/webhook", data=TEXT, headers=signed(TEXT))
     assert (response.status_code, response.get_json()) == (500, {"error": "internal error"})
     logged = app_log.getvalue()

@@ -1,11 +1,12 @@
-"""The Flask app Meta calls: the verify-token handshake, and signed POSTs handed to the Redis inbox."""
+"""The web app Meta calls: the verify-token handshake and the probes in Flask, signed POSTs in front of it.
+
+webhook.intake answers POST /webhook itself, in plain WSGI, and hands every other request to Flask.
+"""
 
 import hmac
 import json
 import logging
-from typing import IO, Any
 
-import orjson
 from flask import Flask, Response, abort, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import Redis
@@ -15,21 +16,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from runtime import metrics
 from runtime.config import WebConfig
-from runtime.inbox import Inbox, body_digest
+from runtime.inbox import Inbox
 from runtime.logs import hide
 from runtime.redis_client import web_client
 from webhook.group_push import GroupPush
-from webhook.signature import Verdict, verify
+from webhook.intake import Intake
 
 log = logging.getLogger(__name__)
-CHUNK_BYTES = 64 * 1024
-# Meta's bodies nest a dozen levels at most (entry > changes > value > messages > contacts > phones);
-# 64 leaves room for fields Meta may add and keeps whoever reads the body recursively (the workers'
-# parser, json itself) far below Python's recursion limit of 1,000.
-MAX_NESTING = 64
-_CONTAINERS = (dict, list)
-# The two answers to an accepted POST, byte for byte as jsonify writes them, encoded once: the hot path.
-_QUEUED = {flag: json.dumps({"queued": flag}, separators=(",", ":")) + "\n" for flag in (True, False)}
 
 
 def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> Flask:
@@ -50,34 +43,9 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
             return "forbidden", 403
         return Response(challenge, 200, mimetype="text/plain")
 
-    @app.post("/webhook")
-    def receive() -> tuple[Response, int]:
-        if request.content_length is not None and request.content_length > config.max_body_bytes:
-            metrics.TOO_LARGE.inc()
-            return _error("body too large", 413)
-        body = _read_at_most(request.stream, config.max_body_bytes)
-        if body is None:
-            metrics.TOO_LARGE.inc()
-            return _error("body too large", 413)
-        verdict = verify(request.headers.get("X-Hub-Signature-256"), body, config.app_secrets)
-        if verdict is not Verdict.VALID:
-            log.warning(
-                "webhook rejected: signature %s", verdict.value, extra={"event": body_digest(body)[:16]}
-            )
-            metrics.BAD_SIGNATURE.inc()
-            return _error(f"signature {verdict.value}", 401 if verdict is Verdict.MISSING else 403)
-        refusal = _refusal(body)
-        if refusal is not None:
-            metrics.BAD_BODY.inc()
-            return _error(refusal, 400)
-        try:
-            queued = inbox.push(body)
-        except (RedisError, TimeoutError) as error:
-            log.error("redis unavailable, answering 503: %s", type(error).__name__)
-            metrics.REDIS_UNAVAILABLE.inc()
-            return _error("temporarily unavailable", 503)
-        (metrics.ACCEPTED if queued else metrics.DUPLICATE).inc()
-        return Response(_QUEUED[queued], 200, mimetype="application/json"), 200
+    # Intake answers POST /webhook before Flask dispatches; the rule is here for the routing Flask does
+    # answer (405's Allow header names POST).
+    app.add_url_rule("/webhook", endpoint="receive", methods=["POST"])
 
     @app.get("/healthz")
     def healthz() -> tuple[str, int]:
@@ -88,7 +56,7 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
         try:
             redis.ping()
         except RedisError as error:
-            return _error(f"redis: {type(error).__name__}", 503)
+            return jsonify(error=f"redis: {type(error).__name__}"), 503
         return jsonify(ready=True), 200
 
     @app.get("/metrics")
@@ -112,87 +80,7 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
     def unexpected_error(error: Exception) -> tuple[Response, int]:
         """A bug: logged with its traceback (the log formatter masks secrets), answered in JSON."""
         log.error("unexpected error answering %s %s", request.method, request.path, exc_info=error)
-        return _error("internal error", 500)
+        return jsonify(error="internal error"), 500
 
+    app.wsgi_app = Intake(config, inbox, app.wsgi_app)  # type: ignore[method-assign]
     return app
-
-
-def _read_at_most(stream: IO[bytes], limit: int) -> bytes | None:
-    """The whole body, or None once it passes limit (a chunked body announces no length)."""
-    chunks, size = [], 0
-    while chunk := stream.read(min(CHUNK_BYTES, limit + 1 - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return None
-    return b"".join(chunks)
-
-
-def _error(message: str, status: int) -> tuple[Response, int]:
-    return jsonify(error=message), status
-
-
-class _Refused(ValueError):
-    """Why a body cannot be queued."""
-
-
-def _refuse_constant(name: str) -> None:
-    """NaN, Infinity or -Infinity: Python's json reads them, JSON (and PostgreSQL's jsonb) does not."""
-    raise _Refused(f"body holds {name}, which is not a JSON number")
-
-
-def _refusal(body: bytes) -> str | None:
-    """Why a body cannot be queued, or None for a UTF-8 JSON object nested at most MAX_NESTING deep."""
-    try:
-        document = _json_value(body)
-    except _Refused as refused:
-        return str(refused)
-    if not isinstance(document, dict):
-        return "body is not a JSON object"
-    if _nests_deeper_than(MAX_NESTING, body, document):
-        return f"body nests deeper than {MAX_NESTING} levels"
-    return None
-
-
-def _json_value(body: bytes) -> Any:
-    """The body's JSON value, as json reads it; _Refused says why there is none."""
-    try:
-        # orjson reads a subset of what json reads (no NaN, no escaped lone surrogate, at most 1,024
-        # levels) at a third of the cost; json reads what orjson refuses, or says why it cannot.
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(body.decode(), parse_constant=_refuse_constant)
-    except UnicodeDecodeError:
-        raise _Refused("body is not UTF-8") from None
-    except RecursionError:  # json gives up near Python's recursion limit, long after MAX_NESTING
-        raise _Refused(f"body nests deeper than {MAX_NESTING} levels") from None
-    except json.JSONDecodeError:
-        raise _Refused("body is not JSON") from None
-    except _Refused:
-        raise
-    except ValueError:  # an integer over Python's limit of 4,300 digits for converting a string
-        raise _Refused("body holds a number too long to read") from None
-
-
-def _nests_deeper_than(limit: int, body: bytes, document: dict[str, Any]) -> bool:
-    """Whether objects and arrays nest more than limit levels deep (`{}` is one level).
-
-    The hot path walks nothing: the count of opening brackets bounds the depth from above at C speed,
-    so only a body with more brackets than the limit (a large batch, or a hostile body) is walked.
-    """
-    if body.count(b"{") + body.count(b"[") <= limit:
-        return False
-    level: list[dict[str, Any] | list[Any]] = [document]
-    for _ in range(limit):
-        # json makes exact dicts and lists, and a type lookup is a third faster than isinstance here.
-        level = [
-            child
-            for node in level
-            for child in (node.values() if isinstance(node, dict) else node)
-            if type(child) in _CONTAINERS
-        ]
-        if not level:
-            return False
-    return True
