@@ -11,6 +11,7 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
+import orjson
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -53,7 +54,15 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-_dumps = partial(json.dumps, default=_json_default, ensure_ascii=False)
+_json_dumps = partial(json.dumps, default=_json_default, ensure_ascii=False)
+
+
+def _dumps(value: object) -> str:
+    """JSON text for a JSON column: orjson's, or json's for what orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(value, default=_json_default).decode()
+    except orjson.JSONEncodeError:
+        return _json_dumps(value)
 
 
 def make_engine(url: str) -> Engine:
