@@ -3,7 +3,7 @@
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta documents payloads of up to 3 MB: keep headroom.
 DEFAULT_QUEUE = "whatsapp"
@@ -61,9 +61,65 @@ def database_url(env: Mapping[str, str] = os.environ) -> str:
 
 def redis_url(env: Mapping[str, str] = os.environ) -> str:
     url = _require(env, "REDIS_URL", "set it to redis://host:6379/0")
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME):
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss://, unix:// or {SENTINEL_SCHEME}://")
+    sentinel_address(url)  # a Sentinel URL is checked whole at start
     return url
+
+
+SENTINEL_SCHEME = "redis+sentinel"
+DEFAULT_SENTINEL_PORT = 26379
+
+
+@dataclass(frozen=True)
+class SentinelAddress:
+    """Where Redis Sentinel is asked for the current primary: REDIS_URL's Sentinel form,
+    redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/primary-name[/db]."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    primary: str
+    db: int
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:
+        return f"SentinelAddress(sentinels={self.sentinels!r}, primary={self.primary!r}, db={self.db})"
+
+
+def sentinel_address(url: str) -> SentinelAddress | None:
+    """REDIS_URL's Sentinel form, parsed; None for any other URL. The password is the primary's."""
+    parts = urlsplit(url)
+    if parts.scheme != SENTINEL_SCHEME:
+        return None
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = credentials.partition(":")
+    path = [segment for segment in parts.path.split("/") if segment]
+    if not hosts or not 1 <= len(path) <= 2:
+        raise ConfigError(
+            f"REDIS_URL must look like {SENTINEL_SCHEME}://host:26379,host:26379/primary-name/0"
+        )
+    if len(path) == 2 and not path[1].isdigit():
+        raise ConfigError("REDIS_URL's database number (after the primary's name) must be a whole number")
+    return SentinelAddress(
+        sentinels=tuple(_host_and_port(host) for host in hosts.split(",")),
+        primary=unquote(path[0]),
+        db=int(path[1]) if len(path) == 2 else 0,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+    )
+
+
+def _host_and_port(address: str) -> tuple[str, int]:
+    """`host`, `host:port` or `[v6]:port`; the port defaults to Sentinel's."""
+    host, colon, port = address.rpartition(":")
+    if not colon or host.endswith(":") or (address.startswith("[") and not host.endswith("]")):
+        host, port = address, ""  # no port, or a bare IPv6 address
+    if not port:
+        port = str(DEFAULT_SENTINEL_PORT)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"REDIS_URL names a Sentinel as {address!r}: use host:port")
+    return host, int(port)
 
 
 def queue_name(env: Mapping[str, str] = os.environ) -> str:

@@ -75,6 +75,9 @@ class Inbox:
         connection = cast(AbstractConnection, self.connection.connection_pool.make_connection())
 
         def evaluate(command: str, script: str, keys: list[str], bodies: list[bytes]) -> list[int]:
+            # connect() first, not send_command's own connecting: a Sentinel-managed connection learns the
+            # primary's address only in connect() (redis-py 8.2 would otherwise dial localhost:6379).
+            connection.connect()
             connection.send_command(command, script, len(keys), *keys, WAITING_TTL_SECONDS, *bodies)
             return cast(list[int], connection.read_response())
 
