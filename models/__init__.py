@@ -1,26 +1,35 @@
 """SQLAlchemy models of the WhatsApp Business tables; importing this registers them all."""
 
-from models.analytics import COUNTERS, WhatsAppAnalytics
+from models.account import WhatsAppAccountEvent
+from models.analytics import COUNTERS, WhatsAppAnalytics, WhatsAppPricingDaily
 from models.base import Base
+from models.calls import WhatsAppCall
 from models.catalog import WhatsAppCatalog, WhatsAppProduct
+from models.contacts import WhatsAppContact
 from models.events import WebhookEvent
-from models.messages import INBOUND, OUTBOUND, WhatsAppMessage, WhatsAppMessageStatus
+from models.messages import HISTORY, INBOUND, LIVE, OUTBOUND, WhatsAppMessage, WhatsAppMessageStatus
 from models.orders import WhatsAppOrder, WhatsAppOrderItem
 from models.tenancy import Tenant, WhatsAppBusinessSettings
 
 __all__ = [
     "COUNTERS",
+    "HISTORY",
     "INBOUND",
+    "LIVE",
     "OUTBOUND",
     "Base",
     "Tenant",
     "WebhookEvent",
+    "WhatsAppAccountEvent",
     "WhatsAppAnalytics",
     "WhatsAppBusinessSettings",
+    "WhatsAppCall",
     "WhatsAppCatalog",
+    "WhatsAppContact",
     "WhatsAppMessage",
     "WhatsAppMessageStatus",
     "WhatsAppOrder",
     "WhatsAppOrderItem",
+    "WhatsAppPricingDaily",
     "WhatsAppProduct",
 ]

@@ -7,9 +7,11 @@ import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 from alembic.config import Config
@@ -23,6 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from runtime.config import normalize_database_url
 
+T = TypeVar("T")
 MIGRATIONS = "wahooks_data.migrations"  # the repository's alembic/ folder, as pyproject.toml ships it
 MIGRATE_COMMAND = "wahooks migrate"
 
@@ -145,6 +148,14 @@ def alembic_config(url: str | None = None) -> Config:
     if url:
         config.attributes["database_url"] = normalize_database_url(url)
     return config
+
+
+def as_utc(value: T) -> T:
+    """A time in UTC, whatever the session's time zone; SQLite hands timestamps back naive, written in UTC.
+    Anything that is not a time is returned as it is (for rows read whole)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
 
 
 def dialect_of(session: Session) -> str:

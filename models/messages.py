@@ -21,6 +21,8 @@ from models.base import Base, Id, Json, Timestamp, Timestamped
 
 INBOUND = "inbound"
 OUTBOUND = "outbound"
+LIVE = "live"  # sent to the webhook as it happened
+HISTORY = "history"  # imported from the WhatsApp Business app's past chats (coexistence): never counted
 
 
 class WhatsAppMessage(Timestamped, Base):
@@ -39,6 +41,10 @@ class WhatsAppMessage(Timestamped, Base):
     contact_name: Mapped[str | None] = mapped_column(String(256))
     body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16), server_default=LIVE)
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("whatsapp_contacts.id", ondelete="SET NULL"), index=True
+    )
     order_id: Mapped[int | None] = mapped_column(
         ForeignKey("whatsapp_orders.id", ondelete="SET NULL"), index=True
     )
@@ -46,6 +52,7 @@ class WhatsAppMessage(Timestamped, Base):
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
     delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
     read_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    played_at: Mapped[datetime | None] = mapped_column(Timestamp)
     failed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     failure_code: Mapped[int | None] = mapped_column(Integer)
     failure_title: Mapped[str | None] = mapped_column(Text)
@@ -60,6 +67,11 @@ class WhatsAppMessage(Timestamped, Base):
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(10, 7))
     conversation_id: Mapped[str | None] = mapped_column(String(128))
     pricing_category: Mapped[str | None] = mapped_column(String(64))
+    pricing_model: Mapped[str | None] = mapped_column(String(32))
+    pricing_type: Mapped[str | None] = mapped_column(String(64))
+    # The time of the status whose pricing the message holds (the earliest that carried any).
+    priced_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    biz_opaque_callback_data: Mapped[str | None] = mapped_column(String(512))
     raw: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 

@@ -18,8 +18,10 @@ STATUS_RULES = (
     StatusRule("sent", 1, "sent_at", "messages_sent"),
     StatusRule("delivered", 2, "delivered_at", "messages_delivered"),
     StatusRule("read", 3, "read_at", "messages_read"),
+    # A voice message the customer played: after read (it was opened to be played).
+    StatusRule("played", 4, "played_at", "messages_played"),
     # The highest rank, so nothing moves a failed message again.
-    StatusRule("failed", 4, "failed_at", "messages_failed"),
+    StatusRule("failed", 5, "failed_at", "messages_failed"),
 )
 STATUSES = {rule.status: rule for rule in STATUS_RULES}
 SENT = "sent"

@@ -10,27 +10,32 @@ import argparse
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import fakeredis
-from sqlalchemy import Boolean, Column, DateTime, Numeric, Table, select
+from sqlalchemy import Boolean, Column, Date, DateTime, Numeric, Table, select
 from sqlalchemy.orm import Session
 
 from cli.migrate import upgrade
 from models import (
     Base,
     WebhookEvent,
+    WhatsAppAccountEvent,
     WhatsAppAnalytics,
     WhatsAppBusinessSettings,
+    WhatsAppCall,
     WhatsAppCatalog,
+    WhatsAppContact,
     WhatsAppMessage,
     WhatsAppMessageStatus,
     WhatsAppOrder,
     WhatsAppOrderItem,
+    WhatsAppPricingDaily,
     WhatsAppProduct,
 )
 from models.db import Database
@@ -39,13 +44,23 @@ from tests.conftest import EXPECTED, PAYLOADS, Backend, make_pipeline, seed
 Row = dict[str, Any]
 
 TENANT_LABELS = {"100000000000001": "A", "100000000000002": "B"}
-# Which surrogate key a row got, and when or by which job it was written: not what it holds.
+# Which surrogate key a row got, and when or by which job it was written: not what it holds. (An account
+# event's fingerprint is a digest of what it holds; redelivery tests prove it keys the row.)
 UNCOMPARED = frozenset(
-    {"id", "created_at", "updated_at", "received_at", "last_received_at", "processed_at", "job_id"}
+    {
+        "id",
+        "created_at",
+        "updated_at",
+        "received_at",
+        "last_received_at",
+        "processed_at",
+        "job_id",
+        "fingerprint",
+    }
 )
 # Foreign keys, compared as what they point at: the tenant's label, the order's wamid, the product's
-# "<Meta catalog id>/<retailer id>".
-LINKS = {"tenant_id": "tenant", "order_id": "order", "product_id": "product"}
+# "<Meta catalog id>/<retailer id>", the contact's business-scoped user id (its phone number without one).
+LINKS = {"tenant_id": "tenant", "order_id": "order", "product_id": "product", "contact_id": "contact"}
 MESSAGES, STATUSES, ORDERS, ITEMS, EVENTS, ANALYTICS = (
     Base.metadata.tables[model.__tablename__]
     for model in (
@@ -57,8 +72,27 @@ MESSAGES, STATUSES, ORDERS, ITEMS, EVENTS, ANALYTICS = (
         WhatsAppAnalytics,
     )
 )
+CONTACTS, CALLS, PRICING, ACCOUNT_EVENTS = (
+    Base.metadata.tables[model.__tablename__]
+    for model in (WhatsAppContact, WhatsAppCall, WhatsAppPricingDaily, WhatsAppAccountEvent)
+)
+# The tables beside messages, statuses and orders whose rows an expectation lists (absent: none), each
+# with the key a row is found by.
+ROW_TABLES: dict[str, tuple[Table, Callable[[Row], Any]]] = {
+    "contacts": (CONTACTS, lambda r: (r["tenant"], r["user_id"] or r["wa_id"])),
+    "calls": (CALLS, lambda r: r["call_id"]),
+    "account_events": (
+        ACCOUNT_EVENTS,
+        lambda r: (r["waba_id"], r["field"], r["event"], _instant(r["event_at"])),
+    ),
+    "pricing": (PRICING, lambda r: (r["tenant"], str(r["date"]), r["pricing_category"], r["pricing_type"])),
+}
 # An order's items are compared inside the order, in the order of their position.
 ITEM_PARENT = frozenset({"order_id"})
+
+
+def _instant(at: datetime | None) -> float | None:
+    return at.timestamp() if at is not None else None
 
 
 def _columns(table: Table, leave_out: frozenset[str] = frozenset()) -> dict[str, Column[Any]]:
@@ -80,6 +114,12 @@ def _labels(session: Session) -> dict[str, dict[Any, Any]]:
         "tenant_id": {tenant: TENANT_LABELS.get(number, number) for tenant, number in settings},
         "order_id": dict(session.execute(select(WhatsAppOrder.id, WhatsAppOrder.wamid)).all()),
         "product_id": {pid: f"{catalog}/{retailer}" for pid, catalog, retailer in products},
+        "contact_id": {
+            cid: user_id or wa_id
+            for cid, user_id, wa_id in session.execute(
+                select(WhatsAppContact.id, WhatsAppContact.user_id, WhatsAppContact.wa_id)
+            )
+        },
     }
 
 
@@ -141,6 +181,14 @@ def outcomes(db: Database) -> dict[str, str | None]:
     return {sha256: row["outcome"] for sha256, row in events(db).items()}
 
 
+def rows_of(db: Database, name: str) -> dict[Any, Row]:
+    """The rows of one of ROW_TABLES by their key; pricing rows a move left at 0 messages are left out."""
+    table, key = ROW_TABLES[name]
+    with db.session() as session:
+        rows = _read(session, table, _labels(session))
+    return {key(row): row for row in rows if row.get("messages", 1)}
+
+
 def snapshot(db: Database) -> dict[str, Any]:
     """Everything a business reads."""
     return {
@@ -148,6 +196,7 @@ def snapshot(db: Database) -> dict[str, Any]:
         "statuses": statuses(db),
         "orders": orders(db),
         "analytics": analytics(db),
+        **{name: rows_of(db, name) for name in ROW_TABLES},
     }
 
 
@@ -182,6 +231,8 @@ def _value(column: Column[Any], value: Any) -> Any:
         return value
     if isinstance(column.type, DateTime):
         return datetime.fromisoformat(value)
+    if isinstance(column.type, Date):
+        return date.fromisoformat(value)
     if isinstance(column.type, Numeric):
         return Decimal(str(value))
     return value
@@ -218,12 +269,51 @@ def expected_analytics(expected: dict[str, Any]) -> dict[str, dict[str, Row]]:
 
 
 def expected_snapshot(expected: dict[str, Any]) -> dict[str, Any]:
+    rows = {}
+    for name, (table, key) in ROW_TABLES.items():
+        listed = [expected_row(table, r) for r in expected.get(name, [])]
+        rows[name] = {key(r): r for r in listed}
     return {
         "messages": {m["wamid"]: expected_row(MESSAGES, m) for m in expected["messages"]},
         "statuses": {(s["wamid"], s["status"]): expected_row(STATUSES, s) for s in expected["statuses"]},
         "orders": {o["wamid"]: _expected_order(o) for o in expected["orders"]},
         "analytics": expected_analytics(expected),
+        **rows,
     }
+
+
+def expected_union(expectations: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows several cases replayed together leave: each case's rows, each day's counters summed."""
+    wanted: dict[str, Any] = {name: {} for name in ("messages", "statuses", "orders", *ROW_TABLES)}
+    for expected in expectations:
+        rows = expected_snapshot(expected)
+        for table in ("messages", "statuses", "orders", "calls", "account_events"):
+            wanted[table] |= rows[table]
+        for key, contact in rows["contacts"].items():
+            wanted["contacts"][key] = _same_customer(wanted["contacts"].get(key), contact)
+        for key, priced in rows["pricing"].items():
+            held = wanted["pricing"].get(key, {"messages": 0})
+            wanted["pricing"][key] = {**priced, "messages": priced["messages"] + held["messages"]}
+    wanted["analytics"] = _sum_analytics([expected_analytics(e) for e in expectations])
+    return wanted
+
+
+def _same_customer(held: Row | None, seen: Row) -> Row:
+    """A customer several cases write to (the hostile cases share one): seen from the first case's first
+    event to the last one's last, otherwise as the case that saw them last left them."""
+    if held is None:
+        return seen
+    first, last = sorted((held, seen), key=lambda row: row["last_seen_at"])
+    return {**last, "first_seen_at": min(first["first_seen_at"], last["first_seen_at"])}
+
+
+def _sum_analytics(each: list[dict[str, dict[str, Row]]]) -> dict[str, dict[str, Row]]:
+    total: dict[str, dict[str, Counter[str]]] = {}
+    for analytics in each:
+        for tenant, days in analytics.items():
+            for day, counters in days.items():
+                total.setdefault(tenant, {}).setdefault(day, Counter()).update(counters)
+    return {tenant: {day: dict(c) for day, c in days.items()} for tenant, days in total.items()}
 
 
 def expected_event(body: bytes, expected: dict[str, Any], times_processed: int = 1) -> Row:
@@ -243,7 +333,7 @@ def assert_same_rows(stored: dict[str, Any], wanted: dict[str, Any]) -> None:
 
     (This module is not rewritten by pytest, so the messages say what differs.)
     """
-    for table in ("messages", "statuses", "orders"):
+    for table in ("messages", "statuses", "orders", *ROW_TABLES):
         missing, extra = set(wanted[table]) - set(stored[table]), set(stored[table]) - set(wanted[table])
         assert not missing and not extra, (
             f"{table}: rows missing {sorted(missing)}, unexpected {sorted(extra)}"
@@ -289,6 +379,8 @@ def _draft_value(value: Any, files: list[str]) -> Any:
             return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, Decimal):
         return str(value.normalize())
     return value
@@ -331,7 +423,22 @@ def draft(db: Database, files: list[str]) -> dict[str, Any]:
             }
             for tenant, days in sorted(analytics(db).items())
         },
+        **{
+            name: [_draft_row(table, r, files) for _, r in sorted(rows_of(db, name).items(), key=_sortable)]
+            for name, (table, _) in ROW_TABLES.items()
+            if rows_of(db, name)
+        },
     }
+
+
+def _sortable(item: tuple[Any, Row]) -> str:
+    return json.dumps(item[0], default=str)
+
+
+def case_paths(case: str) -> list[Path]:
+    """A case's payload files: `NAME` is payloads/NAME.json, `sequences/NAME` its folder's files in order."""
+    folder = PAYLOADS / case
+    return sorted(folder.glob("*.json")) if folder.is_dir() else [PAYLOADS / f"{case}.json"]
 
 
 def main() -> None:
@@ -342,8 +449,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write tests/expected/CASE.json")
     args = parser.parse_args()
     for case in args.cases:
-        folder = PAYLOADS / case
-        paths = sorted(folder.glob("*.json")) if folder.is_dir() else [PAYLOADS / f"{case}.json"]
+        paths = case_paths(case)
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'draft.db'}"
             upgrade(url)

@@ -17,21 +17,21 @@ from tests.conftest import PAYLOADS, TENANT_A, TENANT_B, Pipeline
 SAMPLES = ("order_with_note.json", "batched_mixed.json", "midnight_straddle.json", "tenant_b.json")
 HEADER = (
     "tenant,phone_number_id,date,messages_received,messages_sent,messages_delivered,messages_read,"
-    "messages_failed,orders_count,delivered_rate,read_rate,order_revenue"
+    "messages_played,messages_failed,orders_count,delivered_rate,read_rate,order_revenue"
 )
 A = f"Acme,{TENANT_A.phone_number_id}"
 B = f"Bravo,{TENANT_B.phone_number_id}"
 EVERY_DAY = [
-    f"{A},2026-11-11,1,0,0,0,0,1,,,57.5000",
-    f"{A},2026-11-12,6,3,2,1,1,1,0.6667,0.3333,24.0000",
-    f"{A},2026-11-13,1,1,0,0,0,0,0.0000,0.0000,0.0000",
-    f"{A},2026-11-14,2,0,1,0,0,1,,,19.9900",
-    f"{A},2026-11-15,0,0,0,0,0,0,,,0.0000",
-    f"{B},2026-11-11,0,0,0,0,0,0,,,0.0000",
-    f"{B},2026-11-12,5,2,1,1,0,0,0.5000,0.5000,0.0000",
-    f"{B},2026-11-13,0,0,0,0,0,0,,,0.0000",
-    f"{B},2026-11-14,0,0,0,0,0,0,,,0.0000",
-    f"{B},2026-11-15,2,1,0,1,0,1,0.0000,1.0000,37.5000",
+    f"{A},2026-11-11,1,0,0,0,0,0,1,,,57.5000",
+    f"{A},2026-11-12,6,3,2,1,0,1,1,0.6667,0.3333,24.0000",
+    f"{A},2026-11-13,1,1,0,0,0,0,0,0.0000,0.0000,0.0000",
+    f"{A},2026-11-14,2,0,1,0,0,0,1,,,19.9900",
+    f"{A},2026-11-15,0,0,0,0,0,0,0,,,0.0000",
+    f"{B},2026-11-11,0,0,0,0,0,0,0,,,0.0000",
+    f"{B},2026-11-12,5,2,1,1,0,0,0,0.5000,0.5000,0.0000",
+    f"{B},2026-11-13,0,0,0,0,0,0,0,,,0.0000",
+    f"{B},2026-11-14,0,0,0,0,0,0,0,,,0.0000",
+    f"{B},2026-11-15,2,1,0,1,0,0,1,0.0000,1.0000,37.5000",
 ]
 
 # Commands point the root logger at the current stderr: each test gets it back as it was.
@@ -94,7 +94,9 @@ def test_the_range_is_inclusive_and_filled(
 
 def test_days_without_a_row_are_zeros_and_no_rate(wahooks: Wahooks) -> None:
     out = wahooks("--format", "csv", "--tenant", "Acme", "--since", "2026-11-16", "--until", "2026-11-17")[1]
-    assert out.splitlines()[1:] == [f"{A},{day},0,0,0,0,0,0,,,0.0000" for day in ("2026-11-16", "2026-11-17")]
+    assert out.splitlines()[1:] == [
+        f"{A},{day},0,0,0,0,0,0,0,,,0.0000" for day in ("2026-11-16", "2026-11-17")
+    ]
 
 
 @pytest.mark.parametrize("tenant", ["Bravo", TENANT_B.phone_number_id])
@@ -150,9 +152,9 @@ def test_the_table_shows_counts_rates_as_percentages_and_revenue(wahooks: Wahook
     assert f"Acme ({TENANT_A.phone_number_id}), 2026-11-11 to 2026-11-14" in out
     rows = table_rows(out)
     assert list(rows) == ["2026-11-11", "2026-11-12", "2026-11-13", "2026-11-14"]
-    assert rows["2026-11-12"] == ["6", "3", "2", "1", "1", "1", "66.7%", "33.3%", "24.00"]
-    assert rows["2026-11-13"] == ["1", "1", "0", "0", "0", "0", "0.0%", "0.0%", "0.00"]
-    assert rows["2026-11-14"] == ["2", "0", "1", "0", "0", "1", "-", "-", "19.99"]
+    assert rows["2026-11-12"] == ["6", "3", "2", "1", "0", "1", "1", "66.7%", "33.3%", "24.00"]
+    assert rows["2026-11-13"] == ["1", "1", "0", "0", "0", "0", "0", "0.0%", "0.0%", "0.00"]
+    assert rows["2026-11-14"] == ["2", "0", "1", "0", "0", "0", "1", "-", "-", "19.99"]
     assert "sums every currency" in " ".join(out.split())
 
 
@@ -185,7 +187,7 @@ def test_the_figure_draws_every_series(replayed: Database) -> None:
     (series,) = analytics.report(replayed, "Acme", None, None).series
     messages, rates, orders, revenue = charts.figure(series, None, None).axes
     assert [line.get_label() for line in messages.get_lines()] == [
-        "received", "sent", "delivered", "read", "failed"
+        "received", "sent", "delivered", "read", "played", "failed"
     ]  # fmt: skip
     assert [line.get_label() for line in rates.get_lines()] == ["delivered / sent", "read / sent"]
     assert [patch.get_height() for patch in orders.patches] == [1, 1, 0, 1]

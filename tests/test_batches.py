@@ -60,8 +60,8 @@ def test_a_batch_of_bodies_costs_a_few_statements_not_a_few_per_body(
     statements.clear()
     pipeline.drain()
     writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
-    # The messages, the day's analytics, the raw bodies: one statement each for all 50 bodies.
-    assert len(writes) == 3, writes
+    # The customers, the messages, the day's analytics, the raw bodies: one statement each for all 50 bodies.
+    assert len(writes) == 4, writes
     assert len(tables.messages(pipeline.services.db)) == 50
 
 

@@ -14,8 +14,8 @@ def test_demo_replays_the_samples_and_prints_what_landed(
     monkeypatch.chdir(tmp_path)
     assert main(["dev", "--demo"]) == 0
     out = capsys.readouterr().out
-    assert "HTTP answers: 200: 58" in out
-    assert "webhook_events by outcome: ignored: 4  partial: 6  processed: 47" in out
+    assert "HTTP answers: 200: 80" in out
+    assert "webhook_events by outcome: ignored: 3  partial: 6  processed: 70" in out
     assert "wamid.HBgLORDER-UNKNOWN-AND-FRACTIONAL-1" in out and "38.52 USD" in out
     assert (tmp_path / "wahooks-dev.db").exists()
     charts = out.split("analytics charts (wahooks analytics --chart):\n")[1].split()

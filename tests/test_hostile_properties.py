@@ -20,11 +20,13 @@ from sqlalchemy import func, select
 from models import (
     WebhookEvent,
     WhatsAppAnalytics,
+    WhatsAppCall,
     WhatsAppMessage,
     WhatsAppMessageStatus,
     WhatsAppOrder,
+    WhatsAppPricingDaily,
 )
-from models.analytics import MESSAGES_RECEIVED, ORDER_REVENUE, ORDERS_COUNT
+from models.analytics import CALL_SECONDS, CALLS_COUNT, MESSAGES_RECEIVED, ORDER_REVENUE, ORDERS_COUNT
 from models.db import Database
 from models.statuses import STATUS_RULES
 from runtime.inbox import body_digest
@@ -34,7 +36,15 @@ from workers.jobs import job_data
 CUSTOMER = "15551230099"
 TIMESTAMP = "1795338000"  # 2026-11-22 09:00 UTC
 Path = tuple[str | int, ...]
-COUNTED = (MESSAGES_RECEIVED, *(rule.counter for rule in STATUS_RULES), ORDERS_COUNT, ORDER_REVENUE)
+COUNTED = (
+    MESSAGES_RECEIVED,
+    *(rule.counter for rule in STATUS_RULES),
+    ORDERS_COUNT,
+    ORDER_REVENUE,
+    CALLS_COUNT,
+    CALL_SECONDS,
+)
+PRICED = "priced"
 CENTS = Decimal("0.0001")  # SQLite sums money as floats (README: exact on PostgreSQL only)
 EXAMPLES = settings(
     max_examples=200,
@@ -47,7 +57,12 @@ def envelope(updates: dict[str, list[Any]]) -> dict[str, Any]:
     """A body for tenant A: inbound messages and statuses in one change, echoes in another."""
     metadata = {"display_phone_number": "15550000001", "phone_number_id": TENANT_A.phone_number_id}
     contacts = [{"profile": {"name": "Prop"}, "wa_id": CUSTOMER}]
-    fields = {"messages": ("messages", "statuses"), "smb_message_echoes": ("message_echoes",)}
+    fields = {
+        "messages": ("messages", "statuses"),
+        "smb_message_echoes": ("message_echoes",),
+        "calls": ("calls",),
+        "user_preferences": ("user_preferences",),
+    }
     changes = [
         {
             "value": {
@@ -104,7 +119,32 @@ def updates(tag: str) -> dict[str, list[Any]]:
         "type": "text",
         "text": {"body": "sent from the app"},
     }
-    return {"messages": messages, "statuses": statuses, "message_echoes": [echo]}
+    call = {
+        "id": f"wacid.PROP-{tag}",
+        "from": CUSTOMER,
+        "to": "15550000001",
+        "event": "terminate",
+        "direction": "USER_INITIATED",
+        "timestamp": TIMESTAMP,
+        "status": "COMPLETED",
+        "start_time": TIMESTAMP,
+        "end_time": TIMESTAMP,
+        "duration": 30,
+    }
+    preference = {
+        "wa_id": CUSTOMER,
+        "detail": "User requested to stop marketing messages",
+        "category": "marketing_messages",
+        "value": "stop",
+        "timestamp": int(TIMESTAMP),
+    }
+    return {
+        "messages": messages,
+        "statuses": statuses,
+        "message_echoes": [echo],
+        "calls": [call],
+        "user_preferences": [preference],
+    }
 
 
 def paths(value: Any, prefix: Path = ()) -> Iterator[Path]:
@@ -198,16 +238,27 @@ def assert_counters_equal_rows(db: Database) -> None:
             },
             ORDERS_COUNT: session.scalar(select(func.count()).select_from(WhatsAppOrder)),
             ORDER_REVENUE: session.scalar(select(func.coalesce(func.sum(WhatsAppOrder.total_amount), 0))),
+            CALLS_COUNT: session.scalar(select(func.count()).where(WhatsAppCall.terminated_at.is_not(None))),
+            CALL_SECONDS: session.scalar(
+                select(func.coalesce(func.sum(WhatsAppCall.duration), 0)).where(
+                    WhatsAppCall.terminated_at.is_not(None)
+                )
+            ),
+            PRICED: session.scalar(select(func.count()).where(WhatsAppMessage.priced_at.is_not(None))),
         }
-    assert {c: Decimal(str(t)).quantize(CENTS) for c, t in zip(COUNTED, totals, strict=True)} == {
-        c: Decimal(str(rows[c])).quantize(CENTS) for c in COUNTED
+        priced = session.scalar(select(func.coalesce(func.sum(WhatsAppPricingDaily.messages), 0)))
+    counted = dict(zip(COUNTED, totals, strict=True)) | {PRICED: priced}
+    assert {c: Decimal(str(t)).quantize(CENTS) for c, t in counted.items()} == {
+        c: Decimal(str(rows[c])).quantize(CENTS) for c in counted
     }
 
 
-def stored(db: Database, items: dict[str, list[Any]]) -> tuple[set[str], set[tuple[str, str]]]:
-    """Which of the items' messages (inbound and echoes) and status sightings the database holds."""
-    wamids = {m["id"] for m in items["messages"] + items["message_echoes"]}
-    sightings = {(s["id"], s["status"]) for s in items["statuses"]}
+Stored = tuple[set[str], set[tuple[str, str]], set[str]]
+
+
+def stored(db: Database, items: dict[str, list[Any]]) -> Stored:
+    """Which of the items' messages (inbound and echoes), status sightings and calls the database holds."""
+    wamids, sightings, calls = expected(items)
     with db.session() as session:
         found = set(session.scalars(select(WhatsAppMessage.wamid).where(WhatsAppMessage.wamid.in_(wamids))))
         seen = session.execute(
@@ -215,13 +266,15 @@ def stored(db: Database, items: dict[str, list[Any]]) -> tuple[set[str], set[tup
                 WhatsAppMessageStatus.wamid.in_({w for w, _ in sightings})
             )
         )
-        return found, {(w, s) for w, s in seen}
+        called = set(session.scalars(select(WhatsAppCall.call_id).where(WhatsAppCall.call_id.in_(calls))))
+        return found, {(w, s) for w, s in seen}, called
 
 
-def expected(items: dict[str, list[Any]]) -> tuple[set[str], set[tuple[str, str]]]:
+def expected(items: dict[str, list[Any]]) -> Stored:
     return (
         {m["id"] for m in items["messages"] + items["message_echoes"]},
         {(s["id"], s["status"]) for s in items["statuses"]},
+        {c["id"] for c in items["calls"]},
     )
 
 

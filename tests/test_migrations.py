@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, Float, Inspector, Numeric, inspect
+from sqlalchemy import Engine, Float, Inspector, Numeric, inspect, text
 
 from models import Base
 from models.db import Database, SchemaOutOfDate, alembic_config, make_engine
@@ -56,6 +56,50 @@ def test_upgrade_downgrade_upgrade_round_trips(fresh_url: str, engine: Engine) -
     assert table_names(engine) == TABLES | {"alembic_version"}
 
 
+FIRST_REVISION = "0001"
+OLD_ROWS = {
+    "tenants": "INSERT INTO tenants (id, name) VALUES (1, 'Acme')",
+    "whatsapp_messages": "INSERT INTO whatsapp_messages"
+    " (tenant_id, wamid, direction, status, pricing_category)"
+    " VALUES (1, 'wamid.OLD-1', 'outbound', 'read', 'utility')",
+    "whatsapp_analytics": "INSERT INTO whatsapp_analytics (tenant_id, date, messages_received, messages_read)"
+    " VALUES (1, '2026-11-01', 3, 1)",
+}
+
+
+def _old_rows(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    """What the first revision's rows hold, in the first revision's columns."""
+    queries = {
+        "tenants": "SELECT id, name FROM tenants",
+        "whatsapp_messages": "SELECT tenant_id, wamid, direction, status, pricing_category"
+        " FROM whatsapp_messages",
+        "whatsapp_analytics": "SELECT tenant_id, messages_received, messages_read FROM whatsapp_analytics",
+    }
+    with engine.connect() as connection:
+        return {table: [tuple(r) for r in connection.execute(text(q))] for table, q in queries.items()}
+
+
+def test_rows_of_the_first_revision_survive_every_later_one_both_ways(fresh_url: str, engine: Engine) -> None:
+    migrate(fresh_url, FIRST_REVISION)
+    with engine.begin() as connection:
+        for statement in OLD_ROWS.values():
+            connection.execute(text(statement))
+    before = _old_rows(engine)
+    assert all(before.values())
+    migrate(fresh_url, "head")
+    assert _old_rows(engine) == before
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT source, contact_id FROM whatsapp_messages")).all() == [
+            ("live", None)
+        ]
+        counters = "SELECT messages_played, calls_count, call_seconds FROM whatsapp_analytics"
+        assert connection.execute(text(counters)).all() == [(0, 0, 0)]
+    migrate(fresh_url, FIRST_REVISION, downgrade=True)
+    assert _old_rows(engine) == before
+    migrate(fresh_url, "head")
+    assert _old_rows(engine) == before
+
+
 def test_upgrading_twice_changes_nothing(fresh_url: str, migrated: Engine) -> None:
     migrate(fresh_url, "head")
     assert table_names(migrated) == TABLES | {"alembic_version"}
@@ -86,6 +130,11 @@ def unique_keys(inspector: Inspector, table: str) -> set[tuple[str, ...]]:
         ("webhook_events", ("sha256",)),
         ("whatsapp_orders", ("wamid",)),
         ("whatsapp_order_items", ("order_id", "position")),
+        ("whatsapp_contacts", ("tenant_id", "user_id")),
+        ("whatsapp_contacts", ("tenant_id", "wa_id")),
+        ("whatsapp_calls", ("call_id",)),
+        ("whatsapp_pricing_daily", ("tenant_id", "date", "pricing_category", "pricing_type")),
+        ("whatsapp_account_events", ("fingerprint",)),
     ],
 )
 def test_the_keys_upserts_rely_on_are_unique(

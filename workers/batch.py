@@ -22,9 +22,11 @@ from models.db import Database, dialect_of, upsert
 from models.events import FAILED, IGNORED, PARTIAL, PROCESSED
 from runtime.inbox import body_digest
 from workers.analytics import DailyDeltas
-from workers.events import Envelope
+from workers.calls import call_problems
+from workers.contacts import ContactRace, customer_problems
+from workers.events import Change, Customer, Envelope
 from workers.parse import parse
-from workers.store import Routed, message_problems, status_problems, store
+from workers.store import Routed, account_event_problems, message_problems, status_problems, store
 from workers.tenants import TenantDirectory
 
 log = logging.getLogger(__name__)
@@ -75,11 +77,18 @@ class Written:
     failures: list[Failure] = field(default_factory=list)
 
 
-def route(envelope: Envelope, tenant_of: dict[str, int], into: Routed) -> Outcome:
-    """Add a body's updates for known tenants to `into`; say what was applied and what was skipped."""
+def route(
+    envelope: Envelope, tenant_of: dict[str, int], into: Routed, tenant_of_waba: dict[str, int] | None = None
+) -> Outcome:
+    """Add a body's updates for known tenants to `into`; say what was applied and what was skipped.
+
+    Account events go by the WABA id of their entry, and are kept without a tenant when none has it.
+    """
     result = Outcome(notes=list(envelope.skipped))
     for change in envelope.changes:
         result.notes += change.skipped
+        if change.account_events:
+            _route_account_events(change, (tenant_of_waba or {}).get(change.waba_id or ""), into, result)
         if not change.update_count:
             continue
         tenant_id = tenant_of.get(change.phone_number_id or "")
@@ -91,18 +100,51 @@ def route(envelope: Envelope, tenant_of: dict[str, int], into: Routed) -> Outcom
             )
             result.notes.append(f"{change.field} change ({why}): {change.update_count} updates not stored")
             continue
-        messages = [m for m in change.messages if _storable(m.where, message_problems(m), result.notes)]
-        statuses = [s for s in change.statuses if _storable(s.where, status_problems(s), result.notes)]
-        for message in messages:
-            if message.content.order is not None:
-                result.notes += (f"{message.where}.{note}" for note in message.content.order.set_aside)
-        into.messages.extend((tenant_id, m) for m in messages)
-        into.statuses.extend((tenant_id, s) for s in statuses)
-        if messages or statuses:
-            result.applied += len(messages) + len(statuses)
+        applied = _route_change(change, tenant_id, into, result.notes)
+        if applied:
+            result.applied += applied
             result.tenants.add(tenant_id)
     result.outcome = IGNORED if not result.applied else PARTIAL if result.notes else PROCESSED
     return result
+
+
+def _route_change(change: Change, tenant_id: int, into: Routed, notes: list[str]) -> int:
+    """A phone number's updates that fit their columns, with what they say of customers; how many."""
+    messages = [m for m in change.messages if _storable(m.where, message_problems(m), notes)]
+    statuses = [s for s in change.statuses if _storable(s.where, status_problems(s), notes)]
+    calls = [c for c in change.calls if _storable(c.where, call_problems(c), notes)]
+    preferences = [p for p in change.preferences if _fits(p.where, p.customer, notes)]
+    address_book = [e for e in change.address_book if _fits(e.where, e.customer, notes)]
+    for message in messages:
+        if message.content.order is not None:
+            notes += (f"{message.where}.{note}" for note in message.content.order.set_aside)
+    into.messages.extend((tenant_id, m) for m in messages)
+    into.statuses.extend((tenant_id, s) for s in statuses)
+    into.calls.extend((tenant_id, c) for c in calls)
+    contacts = into.contacts
+    involved = [(m.where, m.customer) for m in messages] + [(s.where, s.customer) for s in statuses]
+    for where, customer in involved + [(c.where, c.customer) for c in calls]:
+        # A customer whose ids do not fit costs only the link to their contact row, not the item.
+        if customer is not None and _fits(where, customer, notes):
+            contacts.seen.append((tenant_id, customer))
+    contacts.preferences.extend((tenant_id, p) for p in preferences)
+    contacts.address_book.extend((tenant_id, e) for e in address_book)
+    for c in change.id_changes if messages else ():  # an id change rides on its system message
+        if _fits(c.where, Customer(c.new_wa_id, c.new_user_id, c.new_parent_user_id), notes):
+            contacts.id_changes.append((tenant_id, c))
+    return len(messages) + len(statuses) + len(calls) + len(preferences) + len(address_book)
+
+
+def _route_account_events(change: Change, tenant_id: int | None, into: Routed, result: Outcome) -> None:
+    events = [e for e in change.account_events if _storable(e.where, account_event_problems(e), result.notes)]
+    into.account_events.extend((tenant_id, e) for e in events)
+    result.applied += len(events)
+    if events and tenant_id is not None:
+        result.tenants.add(tenant_id)
+
+
+def _fits(where: str, customer: Customer, notes: list[str]) -> bool:
+    return _storable(f"{where} (customer)", customer_problems(customer), notes)
 
 
 def _storable(where: str, problems: list[str], notes: list[str]) -> bool:
@@ -132,20 +174,26 @@ def write(db: Database, tenants: TenantDirectory, bodies: list[Body], job_id: st
 def _write_together(
     db: Database, tenants: TenantDirectory, bodies: list[Body], job_id: str | None
 ) -> dict[str, Outcome]:
-    numbers = {
-        c.phone_number_id for b in bodies for c in b.envelope.changes if c.phone_number_id and c.update_count
-    }
+    changes = [c for b in bodies for c in b.envelope.changes]
+    numbers = {c.phone_number_id for c in changes if c.phone_number_id and c.update_count}
+    wabas = {c.waba_id for c in changes if c.waba_id and c.account_events}
     tenant_of = tenants.resolve(db, numbers) if numbers else {}
-    return _retrying_deadlocks(db, lambda session: _apply(session, tenant_of, bodies, job_id))
+    tenant_of_waba = tenants.resolve_wabas(db, wabas) if wabas else {}
+    return _retrying_deadlocks(db, lambda session: _apply(session, tenant_of, tenant_of_waba, bodies, job_id))
 
 
 def _apply(
-    session: Session, tenant_of: dict[str, int], bodies: list[Body], job_id: str | None
+    session: Session,
+    tenant_of: dict[str, int],
+    tenant_of_waba: dict[str, int],
+    bodies: list[Body],
+    job_id: str | None,
 ) -> dict[str, Outcome]:
     routed = Routed()
-    outcomes = {b.digest: route(b.envelope, tenant_of, routed) for b in bodies}
+    outcomes = {b.digest: route(b.envelope, tenant_of, routed, tenant_of_waba) for b in bodies}
     if routed:
-        DailyDeltas.counting(store(session, routed)).flush(session)
+        inserted = store(session, routed)
+        DailyDeltas.counting(inserted).flush(session)
     rows = [
         {
             "sha256": b.digest,
@@ -162,11 +210,15 @@ def _apply(
 
 
 def _retrying_deadlocks(db: Database, work: Callable[[Session], T]) -> T:
-    """Run work in a transaction, again (a few times) if PostgreSQL chose it as a deadlock victim."""
+    """Run work in a transaction, again (a few times) if PostgreSQL chose it as a deadlock victim or
+    another worker stored one of its new customers first."""
     for attempt in range(1, IN_PLACE_ATTEMPTS + 1):
         try:
             with db.session() as session:
                 return work(session)
+        except ContactRace:
+            if attempt == IN_PLACE_ATTEMPTS:
+                raise
         except OperationalError as error:
             if _sqlstate(error) not in DEADLOCK_OR_SERIALIZATION or attempt == IN_PLACE_ATTEMPTS:
                 raise

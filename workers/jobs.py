@@ -7,6 +7,7 @@ from collections import Counter
 from rq import Queue, Retry, get_current_job
 from rq.queue import EnqueueData
 
+from models import LIVE
 from models.db import Database
 from models.events import FAILED
 from runtime.inbox import JOB_PATH, body_digest
@@ -91,12 +92,13 @@ def _measure_events(parsed: list[Body], written: Written) -> None:
     for digest, result in written.outcomes.items():
         changes = by_digest[digest].envelope.changes
         events["applied"] += result.applied
-        events["set_aside"] += sum(c.update_count for c in changes) - result.applied
-        metrics.observe_lag(m.timestamp for c in changes for m in c.messages)
+        events["set_aside"] += sum(c.item_count for c in changes) - result.applied
+        # Imported history is months old by design: it says nothing of this service's lag.
+        metrics.observe_lag(m.timestamp for c in changes for m in c.messages if m.source == LIVE)
         metrics.observe_lag(s.timestamp for c in changes for s in c.statuses)
     for failure in written.failures:
         failed = by_digest.get(failure.digest)  # None: the body did not even parse
-        events["failed"] += sum(c.update_count for c in failed.envelope.changes) if failed else 0
+        events["failed"] += sum(c.item_count for c in failed.envelope.changes) if failed else 0
     for outcome, count in events.items():
         metrics.count_events(outcome, count)
 

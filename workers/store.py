@@ -8,16 +8,20 @@ built once per dialect and reused: building an upsert costs more than running it
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Case, ColumnElement, Insert, Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from models import (
+    HISTORY,
     INBOUND,
+    LIVE,
     OUTBOUND,
+    WhatsAppAccountEvent,
     WhatsAppCatalog,
     WhatsAppMessage,
     WhatsAppMessageStatus,
@@ -25,10 +29,12 @@ from models import (
     WhatsAppOrderItem,
     WhatsAppProduct,
 )
-from models.db import dialect_of, upsert
+from models.db import as_utc, dialect_of, upsert
 from models.limits import row_problems
 from models.statuses import SENT, STATUS_RULES, STATUSES
-from workers.events import Message, Order, Status
+from workers.calls import CallDay, store_calls
+from workers.contacts import ContactIds, ContactUpdates, store_contacts
+from workers.events import AccountEvent, CallEvent, Message, Order, Status
 
 RECEIVED = "received"
 STATUS_RANK = {rule.status: rule.rank for rule in STATUS_RULES}
@@ -38,36 +44,55 @@ FIRST_VALUE_COLUMNS = (
     "wa_id",
     "user_id",
     "contact_name",
+    "contact_id",
     "failure_code",
     "failure_title",
     "failure_details",
     "conversation_id",
-    "pricing_category",
+    "biz_opaque_callback_data",
 )
 ECHO_FILL_COLUMNS = (
     "message_type",
     "wa_id",
     "user_id",
+    "contact_id",
     "body",
     "message_at",
     "media_id",
     "media_mime_type",
     "raw",
 )
+# Meta sends a history media message twice: first as a `media_placeholder` in its thread, then with its
+# contents. The second fills in what the first lacked, and gives the row its real type and JSON.
+PLACEHOLDER = "media_placeholder"
+HISTORY_FILL_COLUMNS = ("body", "media_id", "media_mime_type", "media_filename", "contact_id", "wa_id")
+HISTORY_REPLACED_COLUMNS = ("message_type", "raw")
+# A message's pricing: that of the earliest status carrying any (pricing_type "" when Meta gives none).
+PRICING_COLUMNS = ("pricing_category", "pricing_type", "pricing_model", "priced_at")
 MESSAGES = WhatsAppMessage.__table__
 ORDERS = WhatsAppOrder.__table__
 SIGHTINGS = WhatsAppMessageStatus.__table__
+ACCOUNT_EVENTS = WhatsAppAccountEvent.__table__
 
 
 @dataclass
 class Routed:
-    """Every update of a batch of bodies that belongs to a known tenant."""
+    """Every update of a batch of bodies that belongs to a known tenant (account events: or to none)."""
 
     messages: list[tuple[int, Message]] = field(default_factory=list)
     statuses: list[tuple[int, Status]] = field(default_factory=list)
+    contacts: ContactUpdates = field(default_factory=ContactUpdates)
+    calls: list[tuple[int, CallEvent]] = field(default_factory=list)
+    account_events: list[tuple[int | None, AccountEvent]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.messages) + len(self.statuses)
+        return (
+            len(self.messages)
+            + len(self.statuses)
+            + len(self.calls)
+            + len(self.account_events)
+            + (1 if self.contacts else 0)
+        )
 
 
 @dataclass(frozen=True)
@@ -82,8 +107,13 @@ class Inserted:
     """What the statements of one transaction really inserted: the only rows that may move a counter."""
 
     messages: list[tuple[int, datetime]] = field(default_factory=list)  # (tenant, message time) inbound
+    # (tenant, wamid) of the same inbound messages: what outbound/hook.py plans Graph API calls for.
+    new_inbound: list[tuple[int, str]] = field(default_factory=list)
     sightings: list[tuple[int, str, datetime]] = field(default_factory=list)  # (tenant, status, status time)
     orders: list[NewOrder] = field(default_factory=list)
+    # (tenant, day, category, type, +1 | -1): a message priced, or its pricing moved to an earlier status
+    pricing: list[tuple[int, date, str, str, int]] = field(default_factory=list)
+    calls: list[CallDay] = field(default_factory=list)  # calls whose end this transaction first recorded
 
 
 @dataclass(frozen=True)
@@ -95,6 +125,11 @@ class Statements:
     products: Select[int, str, str, int]
     sightings: Insert
     advance: Insert
+    link_contacts: Insert
+    history: Insert
+    pricing_held: Select[Any]
+    pricing: Insert
+    account_events: Insert
 
 
 def _rank(column: ColumnElement[str]) -> Case[int]:
@@ -105,13 +140,15 @@ def _rank(column: ColumnElement[str]) -> Case[int]:
 def statements(dialect: str) -> Statements:
     echoes = upsert(dialect, MESSAGES)
     advance = upsert(dialect, MESSAGES)
+    link, history, pricing = upsert(dialect, MESSAGES), upsert(dialect, MESSAGES), upsert(dialect, MESSAGES)
+    placeholder = MESSAGES.c.message_type == PLACEHOLDER
     moves_forward = and_(
         MESSAGES.c.direction == OUTBOUND, _rank(advance.excluded.status) > _rank(MESSAGES.c.status)
     )
     return Statements(
         inbound=upsert(dialect, MESSAGES)
         .on_conflict_do_nothing(index_elements=["wamid"])
-        .returning(MESSAGES.c.tenant_id, MESSAGES.c.message_at),
+        .returning(MESSAGES.c.tenant_id, MESSAGES.c.message_at, MESSAGES.c.wamid),
         # Echoes may arrive after a status made a bare row for their wamid: fill in what it lacks.
         echoes=echoes.on_conflict_do_update(
             index_elements=["wamid"],
@@ -142,6 +179,31 @@ def statements(dialect: str) -> Statements:
                 "updated_at": func.now(),
             },
         ).returning(MESSAGES.c.id),
+        # A message stored before its contact was known (`wahooks reprocess` back-fills them).
+        link_contacts=link.on_conflict_do_update(
+            index_elements=["wamid"],
+            set_={"contact_id": func.coalesce(MESSAGES.c.contact_id, link.excluded.contact_id)},
+        ).returning(MESSAGES.c.id),
+        history=history.on_conflict_do_update(
+            index_elements=["wamid"],
+            set_={
+                **{c: func.coalesce(MESSAGES.c[c], history.excluded[c]) for c in HISTORY_FILL_COLUMNS},
+                **{
+                    c: case((placeholder, history.excluded[c]), else_=MESSAGES.c[c])
+                    for c in HISTORY_REPLACED_COLUMNS
+                },
+            },
+        ).returning(MESSAGES.c.id),
+        pricing_held=select(MESSAGES.c.wamid, MESSAGES.c.tenant_id, *(MESSAGES.c[c] for c in PRICING_COLUMNS))
+        .where(MESSAGES.c.wamid.in_(bindparam("wamids", expanding=True)))
+        .order_by(MESSAGES.c.wamid)
+        .with_for_update(),
+        pricing=pricing.on_conflict_do_update(
+            index_elements=["wamid"], set_={c: pricing.excluded[c] for c in PRICING_COLUMNS}
+        ).returning(MESSAGES.c.id),
+        account_events=upsert(dialect, ACCOUNT_EVENTS)
+        .on_conflict_do_nothing(index_elements=["fingerprint"])
+        .returning(ACCOUNT_EVENTS.c.id),
     )
 
 
@@ -149,26 +211,42 @@ def store(session: Session, routed: Routed) -> Inserted:
     """Write every routed update; report which rows were new."""
     sql = statements(dialect_of(session))
     inserted = Inserted()
-    inbound = _by_wamid((t, m) for t, m in routed.messages if m.direction == INBOUND)
-    echoes = _by_wamid((t, m) for t, m in routed.messages if m.direction == OUTBOUND)
+    # Customers first (the row locks they take come before any other in the transaction), so that every
+    # message and call is written already pointing at its contact.
+    contacts = store_contacts(session, routed.contacts)
+    live = [(t, m) for t, m in routed.messages if m.source == LIVE]
+    inbound = _by_wamid((t, m) for t, m in live if m.direction == INBOUND)
+    echoes = _by_wamid((t, m) for t, m in live if m.direction == OUTBOUND)
     # Orders first, so that a new order message is inserted already pointing at its order.
     order_ids = _insert_orders(session, sql, inbound, inserted)
     if inbound:
-        rows = [_message_row(t, m, RECEIVED, order_ids.get(m.wamid)) for t, m in inbound]
-        inserted.messages = [(t, _utc(at)) for t, at in session.execute(sql.inbound, rows)]
+        rows = [_message_row(t, m, RECEIVED, order_ids.get(m.wamid), contacts) for t, m in inbound]
+        new = {wamid: (t, as_utc(at)) for t, at, wamid in session.execute(sql.inbound, rows)}
+        inserted.messages = list(new.values())
+        inserted.new_inbound = [(tenant_id, wamid) for wamid, (tenant_id, _) in new.items()]
+        if unlinked := [r for r in rows if r["wamid"] not in new and r["contact_id"] is not None]:
+            session.execute(sql.link_contacts, unlinked)
     if echoes:
-        session.execute(sql.echoes, [_message_row(t, m, SENT) for t, m in echoes])
+        session.execute(sql.echoes, [_message_row(t, m, SENT, contacts=contacts) for t, m in echoes])
+    if history := _history_rows([(t, m) for t, m in routed.messages if m.source == HISTORY], contacts):
+        session.execute(sql.history, history)
     echo_statuses = [(t, _echo_status(m)) for t, m in echoes]
     statuses = [(t, s) for t, s in routed.statuses + echo_statuses if s.status in STATUSES]
     if statuses:
         _record_first_sightings(session, sql, statuses, inserted)
-        _advance_messages(session, sql, statuses)
+        _advance_messages(session, sql, statuses, contacts)
+        _price_messages(session, sql, statuses, inserted)
+    if routed.calls:
+        inserted.calls = store_calls(session, routed.calls, contacts)
+    if routed.account_events:
+        first = {e.fingerprint: (t, e) for t, e in reversed(routed.account_events)}
+        session.execute(sql.account_events, [_account_row(*first[f]) for f in sorted(first)])
     return inserted
 
 
 def message_problems(m: Message) -> list[str]:
     """What in this message its columns cannot hold ('column: why'); empty when it can be stored."""
-    problems = row_problems(MESSAGES, _message_row(0, m, RECEIVED))
+    problems = row_problems(MESSAGES, _message_row(0, m, m.history_status or RECEIVED))
     if m.content.order is not None:
         problems += row_problems(ORDERS, _order_row(0, m, m.content.order))
     if m.direction == OUTBOUND:  # an echo also records its `sent` sighting
@@ -178,14 +256,32 @@ def message_problems(m: Message) -> list[str]:
 
 def _echo_status(m: Message) -> Status:
     """An echo is a message the business sent: it counts as `sent` exactly like a sent status."""
-    return Status(m.wamid, SENT, m.timestamp, m.wa_id, m.user_id, m.contact_name)
+    return Status(m.wamid, SENT, m.timestamp, m.wa_id, m.user_id, m.contact_name, customer=m.customer)
+
+
+def account_event_problems(e: AccountEvent) -> list[str]:
+    return row_problems(ACCOUNT_EVENTS, _account_row(None, e))
+
+
+def _account_row(tenant_id: int | None, e: AccountEvent) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "waba_id": e.waba_id,
+        "field": e.field,
+        "event": e.event,
+        "detail": e.detail,
+        "event_at": e.at,
+        "fingerprint": e.fingerprint,
+    }
 
 
 def status_problems(s: Status) -> list[str]:
     """What in this status its columns cannot hold; a status we do not store (unknown name) holds nothing."""
     if s.status not in STATUSES:
         return []
-    return row_problems(SIGHTINGS, _sighting_row(0, s)) + row_problems(MESSAGES, _status_values(s))
+    pricing = {"pricing_category": s.pricing_category, "pricing_type": s.pricing_type}
+    values = {**_status_values(s), **pricing, "pricing_model": s.pricing_model}
+    return row_problems(SIGHTINGS, _sighting_row(0, s)) + row_problems(MESSAGES, values)
 
 
 def _by_wamid(messages: Iterable[tuple[int, Message]]) -> list[tuple[int, Message]]:
@@ -196,7 +292,13 @@ def _by_wamid(messages: Iterable[tuple[int, Message]]) -> list[tuple[int, Messag
     return [first[w] for w in sorted(first)]
 
 
-def _message_row(tenant_id: int, m: Message, status: str, order_id: int | None = None) -> dict[str, object]:
+def _message_row(
+    tenant_id: int,
+    m: Message,
+    status: str,
+    order_id: int | None = None,
+    contacts: ContactIds | None = None,
+) -> dict[str, object]:
     c = m.content
     return {
         "tenant_id": tenant_id,
@@ -206,8 +308,10 @@ def _message_row(tenant_id: int, m: Message, status: str, order_id: int | None =
         "wa_id": m.wa_id,
         "user_id": m.user_id,
         "contact_name": m.contact_name,
+        "contact_id": contacts.of(tenant_id, m.customer) if contacts else None,
         "body": c.body,
         "status": status,
+        "source": m.source,
         "order_id": order_id,
         "message_at": m.timestamp,
         "sent_at": m.timestamp if status == SENT else None,
@@ -224,6 +328,28 @@ def _message_row(tenant_id: int, m: Message, status: str, order_id: int | None =
         "failure_details": c.error_details,
         "raw": m.raw,
     }
+
+
+def _history_rows(history: list[tuple[int, Message]], contacts: ContactIds) -> list[dict[str, object]]:
+    """Imported messages, one row per wamid in wamid order: a placeholder and its contents in one batch
+    make the row the two would make one after the other, in either order."""
+    rows: dict[str, dict[str, object]] = {}
+    for tenant_id, m in history:
+        row = _history_row(tenant_id, m, contacts)
+        held = rows.setdefault(m.wamid, row)
+        if held is row:
+            continue
+        if held["message_type"] == PLACEHOLDER:
+            held |= {c: row[c] for c in HISTORY_REPLACED_COLUMNS}
+        held |= {c: held[c] if held[c] is not None else row[c] for c in HISTORY_FILL_COLUMNS}
+    return [rows[w] for w in sorted(rows)]
+
+
+def _history_row(tenant_id: int, m: Message, contacts: ContactIds) -> dict[str, object]:
+    """An imported message: its status as the app last knew it; a message the business sent, sent then."""
+    status = RECEIVED if m.direction == INBOUND else m.history_status or SENT
+    row = _message_row(tenant_id, m, status, contacts=contacts)
+    return row | {"sent_at": m.timestamp} if m.direction == OUTBOUND else row
 
 
 def _insert_orders(
@@ -297,7 +423,7 @@ def _record_first_sightings(
     for tenant_id, s in sorted(statuses, key=lambda ts: ts[1].timestamp, reverse=True):
         first[(s.wamid, s.status)] = _sighting_row(tenant_id, s)
     rows = session.execute(sql.sightings, [first[k] for k in sorted(first)])
-    inserted.sightings = [(tenant_id, status, _utc(at)) for tenant_id, status, at in rows]
+    inserted.sightings = [(tenant_id, status, as_utc(at)) for tenant_id, status, at in rows]
 
 
 def _sighting_row(tenant_id: int, s: Status) -> dict[str, object]:
@@ -311,16 +437,57 @@ def _sighting_row(tenant_id: int, s: Status) -> dict[str, object]:
     }
 
 
-def _advance_messages(session: Session, sql: Statements, statuses: list[tuple[int, Status]]) -> None:
+def _advance_messages(
+    session: Session, sql: Statements, statuses: list[tuple[int, Status]], contacts: ContactIds
+) -> None:
     """Upsert each outbound message once, moving its status forward only, whatever the arrival order."""
     rows: dict[str, dict[str, object]] = {}
     for tenant_id, s in sorted(statuses, key=lambda ts: ts[1].timestamp):
         row = rows.setdefault(s.wamid, _bare_outbound_row(tenant_id, s.wamid))
         if STATUS_RANK[s.status] > STATUS_RANK.get(str(row["status"]), 0):
             row["status"] = s.status
-        for column, value in _status_values(s).items():
+        values = {**_status_values(s), "contact_id": contacts.of(tenant_id, s.customer)}
+        for column, value in values.items():
             row[column] = row[column] or value
     session.execute(sql.advance, [rows[w] for w in sorted(rows)])
+
+
+def _price_messages(
+    session: Session, sql: Statements, statuses: list[tuple[int, Status]], inserted: Inserted
+) -> None:
+    """Give each message the pricing of its earliest status that carries any, and count it once.
+
+    The message rows are locked already (the advance just wrote them), so what is read here is what the
+    transaction overwrites: a message priced before is moved to the earlier day only when an earlier
+    priced status arrives (its old day loses the count its new day gains), whatever the arrival order.
+    """
+    offered: dict[str, tuple[tuple[datetime, str, str], int, str | None]] = {}
+    for tenant_id, s in statuses:
+        if s.pricing_category is None:
+            continue
+        key = (s.timestamp, s.pricing_category, s.pricing_type or "")
+        if s.wamid not in offered or key < offered[s.wamid][0]:
+            offered[s.wamid] = (key, tenant_id, s.pricing_model)
+    if not offered:
+        return
+    rows = []
+    for wamid, tenant_id, category, kind, _model, at in session.execute(
+        sql.pricing_held, {"wamids": sorted(offered)}
+    ):
+        (new_at, new_category, new_kind), _, new_model = offered[wamid]
+        if at is not None and (as_utc(at), category, kind or "") <= (new_at, new_category, new_kind):
+            continue
+        if at is not None:
+            inserted.pricing.append((tenant_id, as_utc(at).date(), category, kind or "", -1))
+        inserted.pricing.append((tenant_id, new_at.date(), new_category, new_kind, 1))
+        pricing = {
+            "pricing_category": new_category,
+            "pricing_type": new_kind or None,
+            "pricing_model": new_model,
+        }
+        rows.append({**_bare_outbound_row(tenant_id, wamid), **pricing, "priced_at": new_at})
+    if rows:
+        session.execute(sql.pricing, rows)
 
 
 def _status_values(s: Status) -> dict[str, object]:
@@ -334,7 +501,7 @@ def _status_values(s: Status) -> dict[str, object]:
         "failure_title": s.error_title,
         "failure_details": s.error_details,
         "conversation_id": s.conversation_id,
-        "pricing_category": s.pricing_category,
+        "biz_opaque_callback_data": s.biz_opaque_callback_data,
     }
 
 
@@ -347,8 +514,3 @@ def _bare_outbound_row(tenant_id: int, wamid: str) -> dict[str, object]:
         "status": "",
         **dict.fromkeys(FIRST_VALUE_COLUMNS),
     }
-
-
-def _utc(value: datetime) -> datetime:
-    """In UTC, whatever the session's time zone; SQLite hands timestamps back naive, written in UTC."""
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -34,6 +34,7 @@ class TenantDirectory:
         self.default_name = default_name
         self.remember_seconds = remember_seconds
         self._known: dict[str, _Known] = {}
+        self._known_wabas: dict[str, _Known] = {}
 
     def resolve(self, db: Database, phone_number_ids: set[str]) -> dict[str, int]:
         """Map each phone number id to its active tenant; unknown and inactive numbers are left out.
@@ -54,6 +55,29 @@ class TenantDirectory:
                 self._known[pnid] = _Known(tenant_id if active else None, until)
         resolved = {p: self._known[p].tenant_id for p in phone_number_ids}
         return {pnid: tenant_id for pnid, tenant_id in resolved.items() if tenant_id is not None}
+
+    def resolve_wabas(self, db: Database, waba_ids: set[str]) -> dict[str, int]:
+        """Map each WABA id to the one active tenant whose settings name it; a WABA with none or several
+        tenants is left out (its account events are kept without a tenant). Remembered like numbers."""
+        now = time.monotonic()
+        stale = {w for w in waba_ids if w not in self._known_wabas or self._known_wabas[w].until <= now}
+        if stale:
+            settings = WhatsAppBusinessSettings
+            with db.session() as session:
+                rows = session.execute(
+                    select(settings.waba_id, settings.tenant_id).where(
+                        settings.waba_id.in_(stale), settings.is_active
+                    )
+                ).all()
+            tenants: dict[str | None, set[int]] = {}
+            for waba_id, tenant_id in rows:
+                tenants.setdefault(waba_id, set()).add(tenant_id)
+            until = time.monotonic() + self.remember_seconds
+            for waba_id in stale:
+                found = tenants.get(waba_id, set())
+                self._known_wabas[waba_id] = _Known(min(found) if len(found) == 1 else None, until)
+        known = {w: self._known_wabas[w].tenant_id for w in waba_ids}
+        return {waba_id: tenant_id for waba_id, tenant_id in known.items() if tenant_id is not None}
 
     def _lookup(self, db: Database, phone_number_ids: set[str]) -> dict[str, tuple[int, bool]]:
         settings = WhatsAppBusinessSettings
