@@ -14,7 +14,7 @@ deadlock), now reading the first one's row.
 """
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -359,7 +359,7 @@ def _events(updates: ContactUpdates, book: _Book) -> Iterator[tuple[tuple[dateti
         position += 1
         return ((at or datetime.min.replace(tzinfo=None), kind), position, tenant, apply)
 
-    for tenant, c in updates.seen:
+    for tenant, c in _first_and_last(updates.seen):
         yield event(_naive(c.seen_at), SEEN, tenant, lambda t, c=c: book.seen(t, c))
     for tenant, change in updates.id_changes:
         yield event(_naive(change.at), ID_CHANGE, tenant, lambda t, ch=change: book.change_ids(t, ch))
@@ -367,6 +367,25 @@ def _events(updates: ContactUpdates, book: _Book) -> Iterator[tuple[tuple[dateti
         yield event(_naive(p.at), PREFERENCE, tenant, lambda t, p=p: book.prefer(t, p))
     for tenant, e in updates.address_book:
         yield event(_naive(e.at), ADDRESS_BOOK, tenant, lambda t, e=e: book.address(t, e))
+
+
+def _first_and_last(seen: list[tuple[int, Customer]]) -> list[tuple[int, Customer]]:
+    """Of the same customer seen the same way (ids and names) many times, the earliest and the latest
+    sighting: the rules leave the same row for them as for all (earliest first seen, latest last seen,
+    the same names), at a fraction of the work (a batch sees each customer on every message and status)."""
+    extremes: dict[tuple[int, Customer], tuple[Customer, Customer]] = {}
+    for tenant, c in seen:
+        key = (tenant, replace(c, seen_at=None))
+        held = extremes.get(key)
+        if held is None:
+            extremes[key] = (c, c)
+        elif c.seen_at is not None:
+            first, last = held
+            extremes[key] = (
+                c if first.seen_at is None or c.seen_at < first.seen_at else first,
+                c if last.seen_at is None or c.seen_at > last.seen_at else last,
+            )
+    return [(key[0], c) for key, pair in extremes.items() for c in dict.fromkeys(pair)]
 
 
 def _naive(at: datetime | None) -> datetime | None:
