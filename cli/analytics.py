@@ -16,6 +16,7 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from cli import tenants
 from models import WhatsAppAnalytics
@@ -90,24 +91,29 @@ def select_tenants(db: Database, wanted: str | None) -> list[TenantRef]:
 def report(db: Database, wanted: str | None, since: date | None, until: date | None) -> Report:
     """The daily series of the selected tenants, every day from since to until."""
     chosen = select_tenants(db, wanted)
-    ids = [t.id for t in chosen]
     with db.session() as session:
-        first, last = session.execute(
-            select(func.min(WhatsAppAnalytics.date), func.max(WhatsAppAnalytics.date)).where(
-                WhatsAppAnalytics.tenant_id.in_(ids)
-            )
-        ).one()
-        since, until = _bounds(since, until, first, last)
-        if since is None or until is None:
-            return Report(None, None, [Series(t, []) for t in chosen])
-        if since > until:
-            raise AnalyticsError(f"--since {since} is after --until {until}")
-        rows = session.scalars(
-            select(WhatsAppAnalytics).where(
-                WhatsAppAnalytics.tenant_id.in_(ids), WhatsAppAnalytics.date.between(since, until)
-            )
-        ).all()
-        stored = {(row.tenant_id, row.date): _day(row) for row in rows}
+        return report_in(session, chosen, since, until)
+
+
+def report_in(session: Session, chosen: list[TenantRef], since: date | None, until: date | None) -> Report:
+    """report() through a given session (the REST API's sees one tenant only)."""
+    ids = [t.id for t in chosen]
+    first, last = session.execute(
+        select(func.min(WhatsAppAnalytics.date), func.max(WhatsAppAnalytics.date)).where(
+            WhatsAppAnalytics.tenant_id.in_(ids)
+        )
+    ).one()
+    since, until = _bounds(since, until, first, last)
+    if since is None or until is None:
+        return Report(None, None, [Series(t, []) for t in chosen])
+    if since > until:
+        raise AnalyticsError(f"--since {since} is after --until {until}")
+    rows = session.scalars(
+        select(WhatsAppAnalytics).where(
+            WhatsAppAnalytics.tenant_id.in_(ids), WhatsAppAnalytics.date.between(since, until)
+        )
+    ).all()
+    stored = {(row.tenant_id, row.date): _day(row) for row in rows}
     return Report(since, until, [Series(t, list(_filled(stored, t.id, since, until))) for t in chosen])
 
 
@@ -142,6 +148,16 @@ def _ratio(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def day_record(day: Day) -> dict[str, object]:
+    """A day as JSON has it: every counter, the rates to 4 places, the revenue as a decimal string."""
+    return {
+        "date": day.date.isoformat(),
+        **day.counts,
+        **{name: _ratio(rate) for name, rate in day.rates().items()},
+        ORDER_REVENUE: _revenue(day),
+    }
+
+
 def as_json(result: Report) -> str:
     """One object: the range, the notes, and per tenant its days with every counter, rate and revenue."""
     return json.dumps(
@@ -153,15 +169,7 @@ def as_json(result: Report) -> str:
                 {
                     "name": s.tenant.name,
                     "phone_number_id": s.tenant.phone_number_id,
-                    "days": [
-                        {
-                            "date": day.date.isoformat(),
-                            **day.counts,
-                            **{name: _ratio(rate) for name, rate in day.rates().items()},
-                            ORDER_REVENUE: _revenue(day),
-                        }
-                        for day in s.days
-                    ],
+                    "days": [day_record(day) for day in s.days],
                 }
                 for s in result.series
             ],

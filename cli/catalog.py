@@ -68,23 +68,54 @@ def _rows(reader: "Reader") -> list[ProductRow]:
 def _row(line: int, fields: list[str]) -> ProductRow:
     if len(fields) != len(HEADER):
         raise CatalogError(f"line {line}: expected {len(HEADER)} fields, found {len(fields)}")
-    retailer_id, name, price_text, currency = (f.strip() for f in fields)
-    for column, value in (("retailer_id", retailer_id), ("name", name), ("price", price_text)):
-        if not value:
-            raise CatalogError(f"line {line}: {column} is empty")
-        if len(value) > MAX_LENGTH.get(column, len(value)):
-            raise CatalogError(f"line {line}: {column} is longer than {MAX_LENGTH[column]} characters")
+    retailer_id, name, price, currency = fields
     try:
-        price = Decimal(price_text)
+        return ProductRow(
+            check_text("retailer_id", retailer_id),
+            check_text("name", name),
+            parse_price(price),
+            parse_currency(currency),
+        )
+    except ValueError as error:
+        raise CatalogError(f"line {line}: {error}") from None
+
+
+# One check per field, shared by this import and the REST API (api/schemas.py): each returns the value to
+# store, or raises ValueError saying why it cannot be stored.
+
+
+def check_text(column: str, value: str) -> str:
+    """retailer_id or name, stripped: not empty, and no longer than its column holds."""
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{column} is empty")
+    if len(value) > MAX_LENGTH[column]:
+        raise ValueError(f"{column} is longer than {MAX_LENGTH[column]} characters")
+    return value
+
+
+def parse_price(text: str) -> Decimal:
+    """A price written as a decimal number, read exactly: at least 0, below MAX_PRICE, at most 4 places."""
+    text = text.strip()
+    if not text:
+        raise ValueError("price is empty")
+    try:
+        price = Decimal(text)
     except InvalidOperation:
-        raise CatalogError(f"line {line}: price {price_text!r} is not a decimal number") from None
+        raise ValueError(f"price {text!r} is not a decimal number") from None
     if not price.is_finite() or price < 0 or price >= MAX_PRICE:
-        raise CatalogError(f"line {line}: price {price_text!r} must be at least 0 and below {MAX_PRICE:,}")
+        raise ValueError(f"price {text!r} must be at least 0 and below {MAX_PRICE:,}")
     if price != price.quantize(PRICE_STEP):
-        raise CatalogError(f"line {line}: price {price_text!r} has more than 4 decimal places")
-    if currency.upper() not in ISO_4217:
-        raise CatalogError(f"line {line}: currency {currency!r} is not an ISO 4217 code")
-    return ProductRow(retailer_id, name, price, currency.upper())
+        raise ValueError(f"price {text!r} has more than 4 decimal places")
+    return price
+
+
+def parse_currency(text: str) -> str:
+    """An ISO 4217 code, in capitals."""
+    currency = text.strip().upper()
+    if currency not in ISO_4217:
+        raise ValueError(f"currency {text.strip()!r} is not an ISO 4217 code")
+    return currency
 
 
 @dataclass(frozen=True)

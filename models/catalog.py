@@ -1,11 +1,12 @@
 """Product catalogs and their products, as the business sells them on WhatsApp."""
 
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, Id, Money, Timestamped
+from models.base import Base, Id, Money, Timestamp, Timestamped
 
 
 class WhatsAppCatalog(Timestamped, Base):
@@ -16,6 +17,8 @@ class WhatsAppCatalog(Timestamped, Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     catalog_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200))
+    # Deleted through the API: hidden from it, kept for the orders that name it (restored by re-creating).
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class WhatsAppProduct(Timestamped, Base):
@@ -30,3 +33,5 @@ class WhatsAppProduct(Timestamped, Base):
     currency: Mapped[str] = mapped_column(String(3))
     # Inventory lives in another system: a plain reference, deliberately no foreign key.
     inventory_product_id: Mapped[str | None] = mapped_column(String(100))
+    # Deleted through the API: hidden from it, kept for the order items that point here.
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
