@@ -67,6 +67,39 @@ def cmd_tenants_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api_keys_create(args: argparse.Namespace) -> int:
+    from api import keys
+
+    made = keys.create(_db(), args.tenant, args.name)
+    print(f"API key {made.id} for {made.tenant} ({made.name}); it is shown this once, keep it secret:")
+    print(made.key)
+    return 0
+
+
+def cmd_api_keys_list(args: argparse.Namespace) -> int:
+    from api import keys
+
+    print(f"{'id':>4}  {'tenant':24} {'name':24} {'key':16} {'created':20} {'last used':20} revoked")
+    for k in keys.listing(_db(), args.tenant):
+        print(
+            f"{k.id:>4}  {k.tenant:24} {k.name:24} {k.prefix + '…':16} {_when(k.created_at):20}"
+            f" {_when(k.last_used_at):20} {_when(k.revoked_at)}"
+        )
+    return 0
+
+
+def cmd_api_keys_revoke(args: argparse.Namespace) -> int:
+    from api import keys
+
+    revoked = keys.revoke(_db(), args.key_id)
+    print(f"API key {revoked.id} of {revoked.tenant} ({revoked.name}) revoked at {_when(revoked.revoked_at)}")
+    return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "-"
+
+
 def cmd_catalog_import(args: argparse.Namespace) -> int:
     from cli import catalog
 
@@ -243,6 +276,21 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--phone-number-id", required=True)
     imp.add_argument("--catalog-id", required=True)
     imp.add_argument("file", type=Path)
+
+    group = sub.add_parser(
+        "api-keys", help="manage tenants' REST API keys", description="manage tenants' REST API keys"
+    )
+    ksub = group.add_subparsers(dest="api_keys_command", required=True)
+    create = ksub.add_parser("create", help="make a key for a tenant (shown once, stored hashed)")
+    create.set_defaults(handler=cmd_api_keys_create)
+    create.add_argument("--tenant", required=True, help="phone number id or tenant name")
+    create.add_argument("--name", required=True, help="what the key is for, e.g. 'shop back office'")
+    listing = ksub.add_parser("list", help="list keys: tenant, name, first characters, last use, revocation")
+    listing.set_defaults(handler=cmd_api_keys_list)
+    listing.add_argument("--tenant", help="phone number id or tenant name (default: every tenant)")
+    revoke = ksub.add_parser("revoke", help="refuse a key from now on")
+    revoke.set_defaults(handler=cmd_api_keys_revoke)
+    revoke.add_argument("key_id", type=int)
 
     p = command("replay", cmd_replay, "POST payload files or folders to a webhook URL, signed as Meta signs")
     p.add_argument("url")

@@ -1,6 +1,7 @@
 """Product catalogs and their products, as the business sells them on WhatsApp."""
 
 from datetime import datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
@@ -19,6 +20,8 @@ class WhatsAppCatalog(Timestamped, Base):
     name: Mapped[str | None] = mapped_column(String(200))
     # Deleted through the API: hidden from it, kept for the orders that name it (restored by re-creating).
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Deleted through the API: hidden from it, kept for the orders that name it (restored by re-creating).
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class WhatsAppProduct(Timestamped, Base):
@@ -33,5 +36,7 @@ class WhatsAppProduct(Timestamped, Base):
     currency: Mapped[str] = mapped_column(String(3))
     # Inventory lives in another system: a plain reference, deliberately no foreign key.
     inventory_product_id: Mapped[str | None] = mapped_column(String(100))
+    # Deleted through the API: hidden from it, kept for the order items that point here.
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # Deleted through the API: hidden from it, kept for the order items that point here.
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
