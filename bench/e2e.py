@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -395,13 +395,20 @@ class Deployment:
 
 
 def deploy_ours(
-    stack: ExitStack, database_url: str, workdir: Path, logs: Path, args: argparse.Namespace
+    stack: ExitStack,
+    database_url: str,
+    workdir: Path,
+    logs: Path,
+    args: argparse.Namespace,
+    reach: Callable[[str], str] = str,
 ) -> Deployment:
+    """The Procfile's web line and WORKERS worker lines; `reach` gives the URL they use for a server's URL
+    (bench/latency.py routes them through bench/delay_proxy.py)."""
     prepare_database(database_url)
     redis_url = stack.enter_context(private_redis(workdir, durable=args.durable_redis))
     env = base_env(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
+        DATABASE_URL=reach(database_url),
+        REDIS_URL=reach(redis_url),
         WAHOOKS_QUEUE=QUEUE,
         WHATSAPP_APP_SECRET=SECRET,
         WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN,
@@ -770,9 +777,18 @@ def describe_checkout() -> str:
     return f"commit {commit}{' with uncommitted changes' if dirty else ''}"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    parser = parser or build_parser(__doc__ or "")
+    args = parser.parse_args(argv)
+    if args.connections < args.client_processes:
+        parser.error("--connections must be at least --client-processes")
+    return args
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """e2e's options (bench/latency.py adds its own to them)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--single", type=int, default=20000, help="bodies in the single stream (default 20000; 0 skips it)"
@@ -808,10 +824,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the peer's virtualenv (default %(default)s)",
     )
     parser.add_argument("--logs", type=Path, help="keep the servers' logs in this directory")
-    args = parser.parse_args(argv)
-    if args.connections < args.client_processes:
-        parser.error("--connections must be at least --client-processes")
-    return args
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
