@@ -3,7 +3,6 @@
 from models.account import WhatsAppAccountEvent
 from models.analytics import COUNTERS, WhatsAppAnalytics, WhatsAppPricingDaily
 from models.api_keys import ApiKey
-from models.api_keys import ApiKey
 from models.base import Base
 from models.calls import WhatsAppCall
 from models.catalog import WhatsAppCatalog, WhatsAppProduct
@@ -19,7 +18,6 @@ __all__ = [
     "INBOUND",
     "LIVE",
     "OUTBOUND",
-    "ApiKey",
     "ApiKey",
     "Base",
     "Tenant",

@@ -20,8 +20,6 @@ class WhatsAppCatalog(Timestamped, Base):
     name: Mapped[str | None] = mapped_column(String(200))
     # Deleted through the API: hidden from it, kept for the orders that name it (restored by re-creating).
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    # Deleted through the API: hidden from it, kept for the orders that name it (restored by re-creating).
-    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class WhatsAppProduct(Timestamped, Base):
@@ -36,7 +34,5 @@ class WhatsAppProduct(Timestamped, Base):
     currency: Mapped[str] = mapped_column(String(3))
     # Inventory lives in another system: a plain reference, deliberately no foreign key.
     inventory_product_id: Mapped[str | None] = mapped_column(String(100))
-    # Deleted through the API: hidden from it, kept for the order items that point here.
-    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # Deleted through the API: hidden from it, kept for the order items that point here.
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
