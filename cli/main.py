@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli import outbound as outbound_commands  # its parser imports nothing but argparse
 from runtime import logs
 from runtime.config import ConfigError, WorkerConfig, database_url
 
@@ -39,10 +40,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from rq import Queue
+
+    from outbound import hook as outbound_hook
+    from outbound.config import outbound_queue_name
     from workers import runner, services
 
     svc = services.Services.build(WorkerConfig.from_env())
     services.install(svc)
+    # New messages' Graph API requests go to the outbound queue once their batch commits.
+    outbound_hook.install(Queue(outbound_queue_name(), connection=svc.redis))
     runner.run(svc, burst=args.burst)
     return 0
 
@@ -268,6 +275,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--waba-id")
     add.add_argument("--display-phone-number")
     tsub.add_parser("list", help="list tenants").set_defaults(handler=cmd_tenants_list)
+    outbound_commands.add_tenant_commands(tsub)
 
     group = sub.add_parser("catalog", help="manage product catalogs", description="manage product catalogs")
     csub = group.add_subparsers(dest="catalog_command", required=True)
@@ -276,6 +284,8 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--phone-number-id", required=True)
     imp.add_argument("--catalog-id", required=True)
     imp.add_argument("file", type=Path)
+    outbound_commands.add_catalog_commands(csub)
+    outbound_commands.add_commands(sub)
 
     group = sub.add_parser(
         "api-keys", help="manage tenants' REST API keys", description="manage tenants' REST API keys"
@@ -371,11 +381,30 @@ def _explain(error: Exception) -> tuple[int, str] | None:
 
     if isinstance(error, SchemaOutOfDate | TenantError | CatalogError | AnalyticsError):
         return EXIT_USAGE, str(error)
+    explained = _explain_outbound(error)
+    if explained is not None:
+        return explained
     if isinstance(error, OperationalError):
         reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
         return EXIT_UNAVAILABLE, f"cannot reach the database at DATABASE_URL: {reason}"
     if isinstance(error, RedisError):
         return EXIT_UNAVAILABLE, f"cannot reach Redis at REDIS_URL: {error}"
+    return None
+
+
+def _explain_outbound(error: Exception) -> tuple[int, str] | None:
+    """The Graph API commands' errors (catalog sync, media fetch, tokens)."""
+    from outbound.graph import GraphError, GraphProtocolError, GraphUnavailable, OutcomeUnknown
+    from outbound.media import MediaError, NoMedia
+    from outbound.prices import PriceError
+    from outbound.tokens import TokenError
+
+    if isinstance(error, TokenError | NoMedia):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, GraphUnavailable):
+        return EXIT_UNAVAILABLE, f"cannot reach the Graph API at WHATSAPP_GRAPH_URL: {error}"
+    if isinstance(error, GraphError | GraphProtocolError | OutcomeUnknown | MediaError | PriceError):
+        return 1, str(error)
     return None
 
 

@@ -10,6 +10,7 @@ from models.contacts import WhatsAppContact
 from models.events import WebhookEvent
 from models.messages import HISTORY, INBOUND, LIVE, OUTBOUND, WhatsAppMessage, WhatsAppMessageStatus
 from models.orders import WhatsAppOrder, WhatsAppOrderItem
+from models.outbound import MediaFile, OutboundRequest
 from models.tenancy import Tenant, WhatsAppBusinessSettings
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "OUTBOUND",
     "ApiKey",
     "Base",
+    "MediaFile",
+    "OutboundRequest",
     "Tenant",
     "WebhookEvent",
     "WhatsAppAccountEvent",

@@ -1,7 +1,6 @@
 """Product catalogs and their products, as the business sells them on WhatsApp."""
 
 from datetime import datetime
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
@@ -34,5 +33,11 @@ class WhatsAppProduct(Timestamped, Base):
     currency: Mapped[str] = mapped_column(String(3))
     # Inventory lives in another system: a plain reference, deliberately no foreign key.
     inventory_product_id: Mapped[str | None] = mapped_column(String(100))
+    # What `wahooks catalog sync` learnt from Meta: its id and availability ("in stock", ...), when a sync
+    # last saw the product, and since when Meta no longer lists it (kept, never deleted: orders point here).
+    meta_product_id: Mapped[str | None] = mapped_column(String(64))
+    availability: Mapped[str | None] = mapped_column(String(32))
+    synced_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    removed_upstream_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # Deleted through the API: hidden from it, kept for the order items that point here.
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)

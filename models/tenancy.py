@@ -26,3 +26,11 @@ class WhatsAppBusinessSettings(Timestamped, Base):
     language_code: Mapped[str] = mapped_column(String(16), server_default="en")
     greeting_message: Mapped[str | None] = mapped_column(Text)
     mark_read_on_receipt: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Talking back to Meta (outbound/): each off until set with `wahooks tenants configure`.
+    typing_indicator: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    confirm_orders: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    order_confirmation_template: Mapped[str | None] = mapped_column(String(512))
+    order_confirmation_text: Mapped[str | None] = mapped_column(Text)
+    download_media: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The tenant's own Graph API token, Fernet-encrypted with WAHOOKS_TOKEN_KEYS (outbound/tokens.py).
+    access_token_encrypted: Mapped[str | None] = mapped_column(Text)

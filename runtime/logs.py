@@ -21,6 +21,7 @@ SECRET_VARIABLES = (
     "WHATSAPP_ACCESS_TOKEN",
     "METRICS_TOKEN",
     "CONSOLE_TOKEN",
+    "WAHOOKS_TOKEN_KEYS",
 )
 # Variables that hold URLs, whose password is a secret.
 URL_VARIABLES = ("DATABASE_URL", "REDIS_URL")

@@ -13,6 +13,7 @@ import fakeredis
 import pytest
 import redis
 from flask.testing import FlaskClient
+from pytest_httpserver import HTTPServer
 from sqlalchemy import text
 
 from cli import catalog, tenants
@@ -21,6 +22,7 @@ from models import Base
 from models.db import Database
 from runtime.config import WebConfig, WorkerConfig
 from tests import services as real
+from tests.fake_graph import FakeGraph
 from webhook.app import create_app
 from webhook.signature import sign
 from workers import runner, services
@@ -204,3 +206,19 @@ def root_logging() -> Iterator[None]:
 
 def load_expected(relative: str) -> dict[str, Any]:
     return cast(dict[str, Any], json.loads((EXPECTED / relative).read_text()))
+
+
+@pytest.fixture(scope="session")
+def graph_server() -> Iterator[HTTPServer]:
+    """The fake Graph API's HTTP server, one for the run: stopping one costs half a second."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def graph(graph_server: HTTPServer) -> FakeGraph:
+    """A fake Graph API (tests/fake_graph.py) with nothing recorded or set up yet."""
+    graph_server.clear()
+    return FakeGraph(graph_server)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from models import WebhookEvent
 from models.db import Database, dialect_of, upsert
 from models.events import FAILED, IGNORED, PARTIAL, PROCESSED
+from outbound import hook as outbound_hook
 from runtime.inbox import body_digest
 from workers.analytics import DailyDeltas
 from workers.calls import call_problems
@@ -194,6 +195,8 @@ def _apply(
     if routed:
         inserted = store(session, routed)
         DailyDeltas.counting(inserted).flush(session)
+        # Issue 12: the Graph API calls these new rows call for, recorded with them (outbound/hook.py).
+        outbound_hook.plan(session, routed, inserted)
     rows = [
         {
             "sha256": b.digest,

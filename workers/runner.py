@@ -6,7 +6,9 @@ import socket
 import threading
 import time
 import uuid
+from typing import Protocol
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.job import Job
@@ -78,6 +80,13 @@ class LeasedWorker(SimpleWorker):
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
 
+class QueueServices(Protocol):
+    """What the housekeeper uses of its worker's services (the outbound worker has its own: outbound/)."""
+
+    redis: Redis
+    queue: Queue
+
+
 class Housekeeper(threading.Thread):
     """Pumps the inbox into jobs, renews this worker's leases, reaps abandoned jobs and enqueues due retries.
 
@@ -86,7 +95,9 @@ class Housekeeper(threading.Thread):
     whichever worker dies (and works with the in-process Redis of the embedded mode).
     """
 
-    def __init__(self, worker: LeasedWorker, services: Services, pump: Pump) -> None:
+    idle_seconds = PUMP_IDLE_SECONDS  # between turns with nothing moved
+
+    def __init__(self, worker: LeasedWorker, services: QueueServices, pump: Pump | None) -> None:
         super().__init__(name="housekeeper", daemon=True)
         self.worker = worker
         self.services = services
@@ -100,7 +111,7 @@ class Housekeeper(threading.Thread):
         while not self.stopping.is_set():
             try:
                 # A busy worker pumps for itself when it is done; pumping now would make small batches.
-                moved = 0 if self.worker.executions else self.pump.move()
+                moved = 0 if self.worker.executions or self.pump is None else self.pump.move()
                 now = time.monotonic()
                 if now >= next_renew:
                     self.renew_leases()
@@ -117,7 +128,7 @@ class Housekeeper(threading.Thread):
                 moved = 0
                 self.stopping.wait(1.0)
             if not moved:
-                self.stopping.wait(PUMP_IDLE_SECONDS)
+                self.stopping.wait(self.idle_seconds)
 
     def renew_leases(self) -> None:
         executions = list(self.worker.executions.values())
@@ -176,6 +187,11 @@ def _work_once(services: Services, burst: bool) -> bool:
     if burst:
         # RQ stops a burst worker at the first empty dequeue: make every waiting body a job first.
         worker.pump.drain()
+    return work_beside(worker, keeper, burst)
+
+
+def work_beside(worker: LeasedWorker, keeper: Housekeeper, burst: bool) -> bool:
+    """Run the worker with its housekeeper beside it (the outbound worker does too: outbound/runner.py)."""
     keeper.start()
     try:
         # RQ sets its own loggers' level; keep the one logs.configure() chose.
