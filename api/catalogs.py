@@ -5,7 +5,9 @@ point at it; creating it again (same Meta catalog id, or same retailer id in the
 the values given. Products are validated as a CSV import validates them (cli/catalog.py).
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from apiflask import abort
 from sqlalchemy import select
@@ -72,6 +74,21 @@ def _product(product_id: int, lock: bool = False) -> WhatsAppProduct:
     return found
 
 
+Row = TypeVar("Row", WhatsAppCatalog, WhatsAppProduct)
+
+
+def _new_or_deleted(existing: Row | None, make: Callable[[], Row], conflict: str) -> Row:
+    """The row a create writes: a new one, or the deleted one with the same key, brought back; a 409 naming
+    the live one if there is one."""
+    if existing is not None and existing.deleted_at is None:
+        abort(409, conflict, {"id": existing.id})
+    row = existing if existing is not None else make()
+    if existing is None:
+        tenant_session().add(row)
+    row.deleted_at = None
+    return row
+
+
 def _saved() -> None:
     """Commit; a unique key another request took meanwhile is a 409, as if it had been there first."""
     session = tenant_session()
@@ -104,13 +121,12 @@ def list_catalogs(query: PageQuery) -> dict[str, object]:
 def create_catalog(body: CatalogIn) -> CatalogOut:
     """Add a catalog (or bring back a deleted one with this Meta id)."""
     session = tenant_session()
-    row = session.scalar(select(WhatsAppCatalog).where(WhatsAppCatalog.catalog_id == body.meta_catalog_id))
-    if row is not None and row.deleted_at is None:
-        abort(409, f"catalog {body.meta_catalog_id} exists", {"id": row.id})
-    if row is None:
-        row = WhatsAppCatalog(tenant_id=session.tenant_id, catalog_id=body.meta_catalog_id)
-        session.add(row)
-    row.name, row.deleted_at = body.name, None
+    row = _new_or_deleted(
+        session.scalar(select(WhatsAppCatalog).where(WhatsAppCatalog.catalog_id == body.meta_catalog_id)),
+        lambda: WhatsAppCatalog(tenant_id=session.tenant_id, catalog_id=body.meta_catalog_id),
+        f"catalog {body.meta_catalog_id} exists",
+    )
+    row.name = body.name
     _saved()
     return catalog_out(row)
 
@@ -159,19 +175,16 @@ def list_products(catalog_id: int, query: PageQuery) -> dict[str, object]:
 @v1.doc(responses={409: "the catalog has a product with this retailer id"})
 def create_product(catalog_id: int, body: ProductIn) -> ProductOut:
     """Add a product (or bring back a deleted one with this retailer id)."""
-    session = tenant_session()
     _catalog(catalog_id)
-    row = session.scalar(
-        select(WhatsAppProduct).where(
-            WhatsAppProduct.catalog_id == catalog_id, WhatsAppProduct.retailer_id == body.retailer_id
-        )
+    same_retailer_id = select(WhatsAppProduct).where(
+        WhatsAppProduct.catalog_id == catalog_id, WhatsAppProduct.retailer_id == body.retailer_id
     )
-    if row is not None and row.deleted_at is None:
-        abort(409, f"retailer id {body.retailer_id} exists in this catalog", {"id": row.id})
-    if row is None:
-        row = WhatsAppProduct(catalog_id=catalog_id, retailer_id=body.retailer_id)
-        session.add(row)
-    row.name, row.price, row.currency, row.deleted_at = body.name, body.price, body.currency, None
+    row = _new_or_deleted(
+        tenant_session().scalar(same_retailer_id),
+        lambda: WhatsAppProduct(catalog_id=catalog_id, retailer_id=body.retailer_id),
+        f"retailer id {body.retailer_id} exists in this catalog",
+    )
+    row.name, row.price, row.currency = body.name, body.price, body.currency
     _saved()
     return product_out(row)
 
