@@ -154,6 +154,8 @@ class WebConfig:
     # The bearer token /metrics asks for; None: no /metrics (the webhook's port is public).
     metrics_token: str | None = None
     metrics_directory: str | None = None
+    # Redis connections each web process pushes bodies on at once (webhook/group_push.py's lanes).
+    push_connections: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "WebConfig":
@@ -173,6 +175,7 @@ class WebConfig:
             max_body_bytes=max_body,
             metrics_token=_get(env, "METRICS_TOKEN"),
             metrics_directory=metrics_directory(env),
+            push_connections=_positive_int(env, "WAHOOKS_PUSH_CONNECTIONS", 1),
         )
 
     def __repr__(self) -> str:  # secrets must never reach a log line

@@ -119,11 +119,21 @@ def test_app_secret_of_only_commas_is_named(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["abc", "4MB", "1.5", "0", "-1", "1e6"])
 @pytest.mark.parametrize(
-    ("config", "name"), [(WebConfig, "WEBHOOK_MAX_BODY_BYTES"), (WorkerConfig, "WAHOOKS_BATCH_MAX_BODIES")]
+    ("config", "name"),
+    [
+        (WebConfig, "WEBHOOK_MAX_BODY_BYTES"),
+        (WebConfig, "WAHOOKS_PUSH_CONNECTIONS"),
+        (WorkerConfig, "WAHOOKS_BATCH_MAX_BODIES"),
+    ],
 )
 def test_a_bad_positive_number_is_named(config: type, name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         config.from_env(env(CONFIGS[config], **{name: value}))
+
+
+def test_the_push_connections_are_read_from_the_environment() -> None:
+    assert WebConfig.from_env(env(WEB_ENV)).push_connections == 1
+    assert WebConfig.from_env(env(WEB_ENV, WAHOOKS_PUSH_CONNECTIONS="4")).push_connections == 4
 
 
 def test_the_batch_size_is_read_from_the_environment() -> None:
@@ -137,7 +147,15 @@ def test_a_redis_url_of_another_scheme_is_named(value: str) -> None:
         WebConfig.from_env(env(WEB_ENV, REDIS_URL=value))
 
 
-@pytest.mark.parametrize("value", ["redis://h:6379/1", "rediss://h:6380/0", "unix:///run/redis.sock"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "redis://h:6379/1",
+        "rediss://h:6380/0",
+        "unix:///run/redis.sock",
+        "redis+sentinel://s1,s2:26380/main/1",
+    ],
+)
 def test_redis_urls_of_the_supported_schemes_are_kept(value: str) -> None:
     assert WorkerConfig.from_env(env(WORKER_ENV, REDIS_URL=value)).redis_url == value
 

@@ -27,6 +27,7 @@ class FakeInbox:
         self.gate.set()
         self.failure: Exception | None = None
         self.delay: Callable[[], float] = lambda: 0.0
+        self.atomic = threading.Lock()  # a Lua script runs alone, whichever connection sent it
 
     def push_many(self, bodies: list[bytes]) -> list[bool]:
         self.entered.release()
@@ -37,9 +38,10 @@ class FakeInbox:
         if self.failure is not None:
             raise self.failure
         flags = []
-        for body in bodies:  # in order, as the Lua script does: a twin later in the batch is not queued
-            flags.append(body not in self.seen)
-            self.seen.add(body)
+        with self.atomic:
+            for body in bodies:  # in order, as the Lua script does: a twin later in the batch is not queued
+                flags.append(body not in self.seen)
+                self.seen.add(body)
         return flags
 
     def hold(self) -> None:
@@ -147,9 +149,11 @@ def test_a_request_out_of_patience_leaves_and_the_lead_still_passes_on(
     assert shared.push(b"after") is True
 
 
+@pytest.mark.parametrize("lanes", [1, 3])
 def test_under_many_threads_every_body_is_pushed_once_and_every_answer_is_its_own(
-    shared: GroupPush, inbox: FakeInbox, pool: ThreadPoolExecutor
+    inbox: FakeInbox, pool: ThreadPoolExecutor, lanes: int
 ) -> None:
+    shared = GroupPush(*[inbox.push_many] * lanes)
     chance = random.Random(9)
     inbox.delay = lambda: chance.random() / 2000
     bodies = [f"body-{n}".encode() for n in range(2000)]
@@ -159,3 +163,42 @@ def test_under_many_threads_every_body_is_pushed_once_and_every_answer_is_its_ow
     assert answers.count(True) == len(bodies)
     assert all(answers[: len(bodies)][100:])
     assert len(inbox.batches) < len(pushed), "some round trips must have been shared"
+
+
+def test_with_two_lanes_two_requests_travel_at_once_and_a_third_takes_the_first_lane_back(
+    inbox: FakeInbox, pool: ThreadPoolExecutor
+) -> None:
+    shared = GroupPush(inbox.push_many, inbox.push_many)
+    inbox.hold()
+    first, second = pool.submit(shared.push, b"a"), pool.submit(shared.push, b"b")
+    assert inbox.entered.acquire(timeout=WAIT) and inbox.entered.acquire(timeout=WAIT)
+    third = pool.submit(shared.push, b"c")
+    wait_until(lambda: len(shared._waiting) == 1)
+    inbox.release()
+    assert first.result(WAIT) and second.result(WAIT) and third.result(WAIT)
+    assert sorted(map(tuple, inbox.batches)) == [(b"a",), (b"b",), (b"c",)]
+
+
+def test_a_lane_whose_trip_fails_fails_its_riders_and_the_waiting_but_not_the_other_lanes_trip(
+    pool: ThreadPoolExecutor,
+) -> None:
+    broken, working = FakeInbox(), FakeInbox()
+    broken.failure = RedisTimeoutError("Timeout reading from socket")
+    shared = GroupPush(broken.push_many, working.push_many)  # the first request takes the last free lane
+    broken.hold()
+    working.hold()
+    on_working = pool.submit(shared.push, b"a")
+    assert working.entered.acquire(timeout=WAIT)
+    on_broken = pool.submit(shared.push, b"b")
+    assert broken.entered.acquire(timeout=WAIT)
+    waiting = pool.submit(shared.push, b"c")
+    wait_until(lambda: len(shared._waiting) == 1)
+    broken.release()
+    for future in (on_broken, waiting):
+        with pytest.raises(RedisTimeoutError):
+            future.result(WAIT)
+    assert not on_working.done()
+    working.release()
+    assert on_working.result(WAIT) is True
+    broken.failure = None
+    assert shared.push(b"d") is True and shared.push(b"e") is True

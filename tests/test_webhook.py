@@ -56,13 +56,19 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 
 @pytest.fixture
-def config() -> WebConfig:
+def push_connections() -> int:
+    return 1
+
+
+@pytest.fixture
+def config(push_connections: int) -> WebConfig:
     return WebConfig(
         redis_url="redis://unused",
         app_secrets=(SECRET,),
         verify_token=VERIFY_TOKEN,
         queue=QUEUE,
         max_body_bytes=LIMIT,
+        push_connections=push_connections,
     )
 
 
@@ -388,6 +394,7 @@ def test_the_single_caller_push_survives_a_forgotten_script_and_a_dropped_connec
     assert queued(real_redis) == [b'{"n":3}', b'{"n":2}', b'{"n":1}']
 
 
+@pytest.mark.parametrize("push_connections", [1, 3])
 def test_concurrent_posts_each_get_their_own_answer_over_real_http(live_url: str, store: redis.Redis) -> None:
     bodies = [json.dumps({"object": "whatsapp_business_account", "n": n}).encode() for n in range(200)]
     posts = bodies + bodies[:50]  # 50 bodies twice, while the first copy still waits
