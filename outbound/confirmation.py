@@ -161,6 +161,7 @@ def record_sent(
     body: str,
     sent_at: datetime,
     answer: dict[str, Any],
+    callback: str,
 ) -> None:
     """The confirmation's outbound message row, keyed by the wamid Meta returned: its statuses attach to
     it (and count once) whether they arrive before or after this row."""
@@ -178,6 +179,7 @@ def record_sent(
             "body": body,
             "message_at": sent_at,
             "context_wamid": order.wamid,
+            "biz_opaque_callback_data": callback,
             "raw": answer,
         },
     )

@@ -179,6 +179,7 @@ def confirm_order(svc: OutboundServices, request: Claimed, job_id: str) -> Call:
         raise confirmation.NotConfirmable(f"order {request.subject_wamid} has no phone number or user id")
     client = svc.client(svc.graph.tokens.for_tenant(tenant.tenant_id, tenant.token_encrypted))
     message_type, content, text = confirmation.compose(order, tenant.wording)
+    callback = reconcile.callback_data(request.id)
     body = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -186,7 +187,7 @@ def confirm_order(svc: OutboundServices, request: Claimed, job_id: str) -> Call:
         "type": message_type,
         **content,
         "context": {"message_id": order.wamid},
-        "biz_opaque_callback_data": reconcile.callback_data(request.id),
+        "biz_opaque_callback_data": callback,
     }
 
     def call() -> None:
@@ -195,7 +196,7 @@ def confirm_order(svc: OutboundServices, request: Claimed, job_id: str) -> Call:
         with svc.db.session() as session:
             sent_at = intents.utcnow()
             confirmation.record_sent(
-                session, tenant.tenant_id, wamid, order, message_type, text, sent_at, answer
+                session, tenant.tenant_id, wamid, order, message_type, text, sent_at, answer, callback
             )
             intents.done(session, request, job_id, wamid)
 

@@ -1,23 +1,21 @@
 """Settling a send whose outcome is unknown, from what Meta tells afterwards.
 
 Every send carries `biz_opaque_callback_data` naming its request; Meta echoes it on the message's sent,
-delivered, read and failed statuses, which the workers keep (whatsapp_message_statuses.raw). A request
+delivered, read and failed statuses, and the workers keep it on the message's row. A request
 left `unknown` (its worker died between handing the send to Meta and recording Meta's answer) is done,
 with that message's wamid, as soon as such a status is stored; until then it stays unknown and is never
 sent again. The outbound worker's sweeper looks for them (outbound/runner.py).
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from models import WhatsAppMessage, WhatsAppMessageStatus
+from models import OUTBOUND, WhatsAppMessage
 from models.db import Database
 from outbound import intents
 
 CALLBACK_PREFIX = "wahooks-outbound-"
-# Statuses are looked for from a little before the send was claimed (Meta's clock is not ours).
-CLOCK_MARGIN = timedelta(minutes=5)
 
 
 def callback_data(request_id: int) -> str:
@@ -26,22 +24,22 @@ def callback_data(request_id: int) -> str:
 
 def settle(db: Database, request_id: int) -> str | None:
     """The wamid of the message this unknown send became, recorded as done; None while none is known."""
-    table, statuses = intents.TABLE, WhatsAppMessageStatus
+    table, messages = intents.TABLE, WhatsAppMessage
     with db.session() as session:
         row = session.execute(
-            select(table.c.tenant_id, table.c.claimed_at, table.c.subject_wamid).where(
+            select(table.c.tenant_id, table.c.subject_wamid).where(
                 table.c.id == request_id, table.c.state == intents.UNKNOWN
             )
         ).first()
         if row is None:
             return None
-        since: datetime = (row.claimed_at or intents.utcnow()) - CLOCK_MARGIN
+        # A status of the message fills its row's biz_opaque_callback_data (workers/store.py).
         wamid = session.scalar(
-            select(statuses.wamid)
+            select(messages.wamid)
             .where(
-                statuses.tenant_id == row.tenant_id,
-                statuses.status_at >= since,
-                statuses.raw["biz_opaque_callback_data"].as_string() == callback_data(request_id),
+                messages.tenant_id == row.tenant_id,
+                messages.direction == OUTBOUND,
+                messages.biz_opaque_callback_data == callback_data(request_id),
             )
             .limit(1)
         )
@@ -55,9 +53,9 @@ def settle(db: Database, request_id: int) -> str | None:
         )
         # The statuses made the message's row; say what it answered.
         session.execute(
-            update(WhatsAppMessage)
-            .where(WhatsAppMessage.wamid == wamid)
-            .values(context_wamid=func.coalesce(WhatsAppMessage.context_wamid, row.subject_wamid))
+            update(messages)
+            .where(messages.wamid == wamid)
+            .values(context_wamid=func.coalesce(messages.context_wamid, row.subject_wamid))
         )
         return str(wamid)
 

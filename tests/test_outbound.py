@@ -170,6 +170,7 @@ def test_a_new_order_gets_exactly_one_confirmation_whose_statuses_count_once(any
             "wamid.ORDER-1",
         )
         assert row.body is not None and row.body.endswith("Total: 36.99 USD")
+        assert row.biz_opaque_callback_data == reconcile.callback_data(request.id)
     sent_status = body(
         PNID, statuses=[status("wamid.FAKE-SENT-1", "sent", reconcile.callback_data(request.id))]
     )
