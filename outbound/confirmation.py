@@ -29,6 +29,7 @@ FILL_COLUMNS = (
     "body",
     "message_at",
     "context_wamid",
+    "biz_opaque_callback_data",
     "raw",
 )
 
