@@ -80,7 +80,7 @@ def listing(db: Database, tenant: str | None = None) -> list[KeyInfo]:
     with db.session() as session:
         return [
             KeyInfo(k.id, owner, k.name, k.prefix, k.created_at, k.last_used_at, k.revoked_at)
-            for k, owner in session.execute(query).tuples()
+            for k, owner in session.execute(query)
         ]
 
 

@@ -22,15 +22,11 @@ def _order(order_id: int, lock: bool = False) -> WhatsAppOrder:
 
 
 def _detail(order: WhatsAppOrder) -> OrderDetail:
-    rows = (
-        tenant_session()
-        .execute(
-            select(WhatsAppOrderItem, WhatsAppProduct)
-            .outerjoin(WhatsAppProduct, WhatsAppProduct.id == WhatsAppOrderItem.product_id)
-            .where(WhatsAppOrderItem.order_id == order.id)
-            .order_by(WhatsAppOrderItem.position)
-        )
-        .tuples()
+    rows = tenant_session().execute(
+        select(WhatsAppOrderItem, WhatsAppProduct)
+        .outerjoin(WhatsAppProduct, WhatsAppProduct.id == WhatsAppOrderItem.product_id)
+        .where(WhatsAppOrderItem.order_id == order.id)
+        .order_by(WhatsAppOrderItem.position)
     )
     items = [
         OrderItemOut(
