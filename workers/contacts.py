@@ -317,11 +317,14 @@ def _statements(dialect: str) -> _Statements:
         )
         .order_by(CONTACTS.c.id)
         .with_for_update(),  # PostgreSQL locks them in id order; SQLite has one writer anyway
-        # Rows already stored, by primary key: every column as the batch leaves it.
+        # Rows already stored, by primary key: every column as the batch leaves it. The RETURNING makes
+        # SQLAlchemy send the rows as one multi-row statement (insertmanyvalues): without it SQLAlchemy
+        # 2.1 runs an INSERT ... ON CONFLICT DO UPDATE as an executemany, a statement per row. One
+        # statement is safe here: its rows have distinct ids, so none is updated twice.
         update=write.on_conflict_do_update(
             index_elements=["id"],
             set_={**{c: write.excluded[c] for c in COLUMNS if c != "tenant_id"}, "updated_at": func.now()},
-        ),
+        ).returning(CONTACTS.c.id),
         # Matched back by their ids (unique per tenant), not by position: a RETURNING in the order of the
         # parameters would cost SQLite a statement per few rows.
         insert=CONTACTS.insert().returning(
@@ -408,7 +411,7 @@ def _write(session: Session, sql: _Statements, book: _Book) -> None:
         if rows:
             session.execute(
                 sql.update, [{"id": r.id, **r.values} for r in sorted(rows, key=lambda r: r.id or 0)]
-            )
+            ).close()
     new = [r for r in book.live() if r.id is None]
     if new:
         new.sort(key=lambda r: (r["tenant_id"], r["user_id"] or "", r["wa_id"] or ""))
