@@ -14,12 +14,24 @@ deadlock), now reading the first one's row.
 """
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import BindParameter, Insert, Select, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    DateTime,
+    Insert,
+    RowMapping,
+    Select,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,6 +47,9 @@ IDS = ("wa_id", "user_id")
 KEYS = (*IDS, "previous_wa_id", "previous_user_id")
 # Every column the code writes (ids and write times are the database's).
 COLUMNS = tuple(c.name for c in CONTACTS.columns if c.name not in {"id", "created_at", "updated_at"})
+TIMES = tuple(c for c in COLUMNS if isinstance(CONTACTS.c[c].type, DateTime))
+# What makes two sightings of a customer the same but for their time.
+SIGHTING = attrgetter(*(f.name for f in fields(Customer) if f.name != "seen_at"))
 # Order of events of one instant: what a customer sends is read before a notice that changes their ids.
 SEEN, ID_CHANGE, PREFERENCE, ADDRESS_BOOK = range(4)
 
@@ -114,12 +129,13 @@ class _Row:
 class _Book:
     """The rows a batch can touch, indexed by every id they hold or held, and the rules that change them."""
 
-    def __init__(self, stored: Iterable[dict[str, Any]]) -> None:
+    def __init__(self, stored: Iterable[RowMapping]) -> None:
         self.rows: list[_Row] = []
         self._index: dict[tuple[int, str, str], _Row] = {}
         self.resolved: dict[tuple[int, str, str], _Row] = {}
         for record in stored:
-            values = {c: as_utc(record[c]) for c in COLUMNS}
+            values = {c: record[c] for c in COLUMNS}
+            values |= {c: as_utc(values[c]) for c in TIMES}
             self._add(_Row(values, record["id"], dict(values)))
 
     def _add(self, row: _Row) -> _Row:
@@ -340,7 +356,7 @@ def store_contacts(session: Session, updates: ContactUpdates) -> ContactIds:
     sql = _statements(dialect_of(session))
     phones, users = updates.ids()
     params = {"tenants": updates.tenants(), "phones": sorted(phones), "users": sorted(users)}
-    book = _Book(dict(r) for r in session.execute(sql.read, params).mappings())
+    book = _Book(session.execute(sql.read, params).mappings())
     for _, _, tenant, apply in sorted(_events(updates, book), key=lambda e: (e[0], e[1])):
         apply(tenant)
     try:
@@ -376,9 +392,9 @@ def _first_and_last(seen: list[tuple[int, Customer]]) -> list[tuple[int, Custome
     """Of the same customer seen the same way (ids and names) many times, the earliest and the latest
     sighting: the rules leave the same row for them as for all (earliest first seen, latest last seen,
     the same names), at a fraction of the work (a batch sees each customer on every message and status)."""
-    extremes: dict[tuple[int, Customer], tuple[Customer, Customer]] = {}
+    extremes: dict[tuple[Any, ...], tuple[Customer, Customer]] = {}
     for tenant, c in seen:
-        key = (tenant, replace(c, seen_at=None))
+        key = (tenant, SIGHTING(c))
         held = extremes.get(key)
         if held is None:
             extremes[key] = (c, c)
@@ -405,9 +421,12 @@ def _write(session: Session, sql: _Statements, book: _Book) -> None:
         for table in (WhatsAppMessage.__table__, WhatsAppCall.__table__):
             session.execute(update(table).where(table.c.contact_id == row.id).values(contact_id=survivor.id))
         session.execute(CONTACTS.delete().where(CONTACTS.c.id == row.id))
-    changed = [r for r in book.live() if r.id is not None and r.values != r.stored]
-    releasing = [r for r in changed if _releases_an_id(r)]
-    for rows in (releasing, [r for r in changed if not _releases_an_id(r)]):
+    releasing: list[_Row] = []
+    taking: list[_Row] = []
+    for row in book.live():
+        if row.id is not None and row.values != row.stored:
+            (releasing if _releases_an_id(row) else taking).append(row)
+    for rows in (releasing, taking):
         if rows:
             session.execute(
                 sql.update, [{"id": r.id, **r.values} for r in sorted(rows, key=lambda r: r.id or 0)]

@@ -281,7 +281,10 @@ class _Context:
     entry_time: Any  # entry[].time, as Meta wrote it
 
     def name(self, *ids: str | None) -> str | None:
-        return next((c.profile_name for i in ids if i and (c := self.contacts.get(i))), None)
+        for i in ids:
+            if i and (c := self.contacts.get(i)):
+                return c.profile_name
+        return None
 
     def customer(
         self, wa_id: str | None, user_id: str | None, parent: str | None, at: datetime | None
