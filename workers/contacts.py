@@ -220,19 +220,21 @@ class _Book:
     def seen(self, tenant: int, c: Customer) -> _Row:
         row, current = self.locate(tenant, c.wa_id, c.user_id)
         self._remember(tenant, row, ("wa_id", c.wa_id), ("user_id", c.user_id))
+        values = row.values  # the columns outside KEYS are set directly: no index to keep in step
         if current:  # an event naming an id the row has since left tells nothing about its ids now
-            for column in IDS:  # (an id the row held before is an old event's, not a change)
-                value = getattr(c, column)
-                if value and value not in (row[column], row[f"previous_{column}"]):
+            for column, value in (("wa_id", c.wa_id), ("user_id", c.user_id)):
+                # (an id the row held before is an old event's, not a change)
+                if value and value not in (values[column], values[f"previous_{column}"]):
                     self._move(row, column, value)
-            self._set(row, "parent_user_id", c.parent_user_id or row["parent_user_id"])
-        newer = c.seen_at is not None and (row["last_seen_at"] is None or c.seen_at >= row["last_seen_at"])
-        for column in ("profile_name", "username"):
-            if (value := getattr(c, column)) and (newer or row[column] is None):
-                self._set(row, column, value)
-        if c.seen_at is not None:
-            self._set(row, "first_seen_at", _least(row["first_seen_at"], c.seen_at))
-            self._set(row, "last_seen_at", _greatest(row["last_seen_at"], c.seen_at))
+            values["parent_user_id"] = c.parent_user_id or values["parent_user_id"]
+        at, last = c.seen_at, values["last_seen_at"]
+        newer = at is not None and (last is None or at >= last)
+        for column, value in (("profile_name", c.profile_name), ("username", c.username)):
+            if value and (newer or values[column] is None):
+                values[column] = value
+        if at is not None:
+            values["first_seen_at"] = _least(values["first_seen_at"], at)
+            values["last_seen_at"] = _greatest(last, at)
         return row
 
     def change_ids(self, tenant: int, change: IdChange) -> None:
