@@ -48,8 +48,9 @@ TARGET_SHARE = 0.7
 PROBES = 200
 
 
-def proxied(stack: ExitStack, delay_ms: float, logs: Path) -> Callable[[str], str]:
-    """A `reach` for e2e.deploy_ours: each server URL it is given gets a delaying proxy of its own."""
+def proxied(stack: ExitStack, delay_ms: float, logs: Path, reached: dict[str, str]) -> Callable[[str], str]:
+    """A `reach` for e2e.deploy_ours: each server URL it is given gets a delaying proxy of its own, and
+    `reached` the proxied URL by scheme."""
 
     def reach(url: str) -> str:
         parts = urlsplit(url)
@@ -68,7 +69,8 @@ def proxied(stack: ExitStack, delay_ms: float, logs: Path) -> Callable[[str], st
         wait_until(lambda: "ready" in log.read_text(), 10, "the delaying proxy listening")
         credentials, _, _ = parts.netloc.rpartition("@")
         netloc = f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        reached[parts.scheme] = urlunsplit(parts._replace(netloc=netloc))
+        return reached[parts.scheme]
 
     return reach
 
@@ -109,13 +111,8 @@ def run_one(
     with ExitStack() as stack:
         database_url = stack.enter_context(throwaway_database(cluster_url))
         reached: dict[str, str] = {}
-        reach = proxied(stack, delay_ms, run_logs)
-
-        def remember(url: str) -> str:
-            reached[urlsplit(url).scheme] = reach(url)
-            return reached[urlsplit(url).scheme]
-
-        deployment = e2e.deploy_ours(stack, database_url, run_dir, run_logs, args, reach=remember)
+        reach = proxied(stack, delay_ms, run_logs, reached)
+        deployment = e2e.deploy_ours(stack, database_url, run_dir, run_logs, args, reach=reach)
         rtts = round_trip_ms(reached["redis"], reached["postgresql"])
         return e2e.measure(stream, "ours", round_, deployment, database_url, args), rtts
 
