@@ -239,6 +239,126 @@ def redis_server(directory: Path | None = None, durable: bool = True) -> Iterato
         yield server
 
 
+# Redis with replicas, and Sentinels
+
+SENTINEL_PRIMARY_NAME = "wahooks"
+
+
+@dataclass
+class ReplicatedRedis:
+    """A primary and its replicas on loopback, each with an append-only file.
+
+    With `sentinels`, three Sentinels watch the primary (quorum 2) and `url` is REDIS_URL's Sentinel
+    form; without, `url` names the primary itself.
+    """
+
+    primary: Child
+    replicas: list[Child]
+    primary_port: int
+    replica_ports: list[int]
+    sentinel_ports: list[int]
+
+    @property
+    def url(self) -> str:
+        if not self.sentinel_ports:
+            return f"redis://{LOOPBACK}:{self.primary_port}/0"
+        hosts = ",".join(f"{LOOPBACK}:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SENTINEL_PRIMARY_NAME}/0"
+
+    def replicating(self) -> bool:
+        """Every replica's link to the primary is up, and every Sentinel knows every replica."""
+        try:
+            linked = all(
+                _client(port).info("replication")["master_link_status"] == "up" for port in self.replica_ports
+            )
+            return linked and all(
+                len(_client(port).sentinel_slaves(SENTINEL_PRIMARY_NAME)) == len(self.replica_ports)
+                for port in self.sentinel_ports
+            )
+        except redis.RedisError:
+            return False
+
+    def promoted(self) -> redis.Redis | None:
+        """A client of the replica that has become the primary, if one has."""
+        for port in self.replica_ports:
+            client = _client(port)
+            try:
+                if client.info("replication")["role"] == "master":
+                    return client
+            except redis.RedisError:
+                pass
+        return None
+
+
+def _client(port: int) -> redis.Redis:
+    return redis.Redis(host=LOOPBACK, port=port, socket_timeout=1, socket_connect_timeout=1)
+
+
+@contextlib.contextmanager
+def replicated_redis(
+    directory: Path,
+    replicas: int = 1,
+    sentinels: bool = True,
+    down_after_ms: int = 1000,
+    replica_fsync: str = "always",
+    primary_settings: tuple[str, ...] = (),
+) -> Iterator[ReplicatedRedis]:
+    """A started ReplicatedRedis, its files in directory, stopped at the end.
+
+    The primary fsyncs its append-only file at every write, the replicas as `replica_fsync` says;
+    `primary_settings` are more redis-server options for the primary (e.g. --min-replicas-to-write 1).
+    Sentinels mark the primary down after `down_after_ms` (their default, 30 s, is far too long here).
+    """
+    if shutil.which("redis-server") is None:
+        raise Unavailable("redis-server is not installed (apt-get install -y redis-server)")
+    primary_port = free_port()
+    replica_ports = [free_port() for _ in range(replicas)]
+    sentinel_ports = [free_port() for _ in range(3 if sentinels else 0)]
+    # A replica's sync starts at once (Redis would wait 5 s for more replicas to share it), also
+    # when a promoted replica syncs the others.
+    common = [
+        "--bind", LOOPBACK,
+        "--save", "",
+        "--appendonly", "yes",
+        "--maxmemory-policy", "noeviction",
+        "--repl-diskless-sync-delay", "0",
+    ]  # fmt: skip
+    servers = [("primary", primary_port, ["--appendfsync", "always", *primary_settings])]
+    servers += [
+        (f"replica-{n}", port, ["--appendfsync", replica_fsync, "--replicaof", LOOPBACK, str(primary_port)])
+        for n, port in enumerate(replica_ports)
+    ]
+    children: list[Child] = []
+    try:
+        for name, port, extra in servers:
+            (directory / name).mkdir()
+            argv = ["redis-server", "--port", str(port), "--dir", str(directory / name), *common, *extra]
+            children.append(start(name, argv, os.environ, directory / f"{name}.log"))
+        for n, port in enumerate(sentinel_ports):
+            conf = directory / f"sentinel-{n}.conf"  # Sentinel rewrites its file as it learns
+            # The replicas are named up front: a Sentinel would learn them from the primary's INFO,
+            # which it reads every 10 s.
+            known = "".join(
+                f"sentinel known-replica {SENTINEL_PRIMARY_NAME} {LOOPBACK} {replica}\n"
+                for replica in replica_ports
+            )
+            conf.write_text(
+                f"port {port}\nbind {LOOPBACK}\ndir {directory}\n"
+                f"sentinel monitor {SENTINEL_PRIMARY_NAME} {LOOPBACK} {primary_port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_PRIMARY_NAME} {down_after_ms}\n"
+                f"sentinel failover-timeout {SENTINEL_PRIMARY_NAME} 10000\n{known}"
+            )
+            argv = ["redis-server", str(conf), "--sentinel"]
+            children.append(start(f"sentinel-{n}", argv, os.environ, conf.with_suffix(".log")))
+        group = ReplicatedRedis(
+            children[0], children[1 : 1 + replicas], primary_port, replica_ports, sentinel_ports
+        )
+        wait_until(group.replicating, 30, "the replicas linked to the primary, and known to every Sentinel")
+        yield group
+    finally:
+        stop_all(children, grace_seconds=5)
+
+
 # PostgreSQL
 
 

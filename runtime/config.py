@@ -10,6 +10,12 @@ DEFAULT_QUEUE = "whatsapp"
 # Bodies a worker writes in one transaction at most: big enough to amortise a commit, small enough that a
 # batch stays a fraction of a second of work.
 DEFAULT_BATCH_MAX_BODIES = 100
+# WAIT's timeout when WAHOOKS_REDIS_WAIT_TIMEOUT_MS is not set: a replica on the same network acknowledges
+# in a millisecond or two, so a WAIT that takes this long means a replica is lagging or gone.
+DEFAULT_REDIS_WAIT_TIMEOUT_MS = 100
+# WAIT's answer must come back before the web's Redis client gives up on it (runtime/redis_client.py's
+# WEB_TIMEOUT_SECONDS, 0.5 s), with room for the round trip itself.
+MAX_REDIS_WAIT_TIMEOUT_MS = 400
 # The console's token opens a page that can requeue jobs: long enough that guessing it is hopeless.
 MIN_CONSOLE_TOKEN_LENGTH = 16
 
@@ -145,6 +151,30 @@ def metrics_port(env: Mapping[str, str] = os.environ) -> int | None:
 
 
 @dataclass(frozen=True)
+class ReplicaWait:
+    """Redis's WAIT after each push: a body is answered 200 only once `replicas` replicas hold it."""
+
+    replicas: int
+    timeout_ms: int
+
+
+def replica_wait(env: Mapping[str, str] = os.environ) -> ReplicaWait | None:
+    """WAHOOKS_REDIS_WAIT_REPLICAS (and its WAHOOKS_REDIS_WAIT_TIMEOUT_MS); None: no WAIT (the default)."""
+    if _get(env, "WAHOOKS_REDIS_WAIT_REPLICAS") is None:
+        if _get(env, "WAHOOKS_REDIS_WAIT_TIMEOUT_MS") is not None:
+            raise ConfigError("WAHOOKS_REDIS_WAIT_TIMEOUT_MS is set, but WAHOOKS_REDIS_WAIT_REPLICAS is not")
+        return None
+    replicas = _positive_int(env, "WAHOOKS_REDIS_WAIT_REPLICAS", 0)
+    timeout_ms = _positive_int(env, "WAHOOKS_REDIS_WAIT_TIMEOUT_MS", DEFAULT_REDIS_WAIT_TIMEOUT_MS)
+    if timeout_ms > MAX_REDIS_WAIT_TIMEOUT_MS:
+        raise ConfigError(
+            f"WAHOOKS_REDIS_WAIT_TIMEOUT_MS must be at most {MAX_REDIS_WAIT_TIMEOUT_MS}"
+            " (the web's Redis client waits 500 ms for an answer)"
+        )
+    return ReplicaWait(replicas, timeout_ms)
+
+
+@dataclass(frozen=True)
 class WebConfig:
     redis_url: str
     app_secrets: tuple[str, ...]
@@ -156,6 +186,7 @@ class WebConfig:
     metrics_directory: str | None = None
     # Redis connections each web process pushes bodies on at once (webhook/group_push.py's lanes).
     push_connections: int = 1
+    replica_wait: ReplicaWait | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "WebConfig":
@@ -176,6 +207,7 @@ class WebConfig:
             metrics_token=_get(env, "METRICS_TOKEN"),
             metrics_directory=metrics_directory(env),
             push_connections=_positive_int(env, "WAHOOKS_PUSH_CONNECTIONS", 1),
+            replica_wait=replica_wait(env),
         )
 
     def __repr__(self) -> str:  # secrets must never reach a log line

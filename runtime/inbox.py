@@ -3,11 +3,14 @@
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import cast
 
 from redis import Redis
 from redis.connection import AbstractConnection
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from runtime.config import ReplicaWait
 
 # Push each body unless an identical one is still waiting (KEYS: the inbox, then each body's waiting
 # marker; ARGV: the marker's lifetime, then the bodies): however many bodies, one round trip.
@@ -18,6 +21,11 @@ for i = 2, #KEYS do
     redis.call('LPUSH', KEYS[1], ARGV[i])
     queued[i - 1] = 1
   else
+    -- A write all the same, of the marker's own expiry: WAIT waits for its connection's last write,
+    -- and the body's first push (maybe on another connection, maybe never replicated) comes before
+    -- this one in the replication stream. Redis 7.0 counts any command as the last write; Redis
+    -- documents only writes.
+    redis.call('PEXPIRE', KEYS[i], redis.call('PTTL', KEYS[i]))
     queued[i - 1] = 0
   end
 end
@@ -29,6 +37,11 @@ JOB_PATH = "workers.jobs.process_bodies"
 
 def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+class TooFewReplicas(RedisError):
+    """WAIT's timeout passed before enough replicas acknowledged a push: the bodies are on the primary
+    only, and would be lost with it (the web answers 503, and Meta delivers them again)."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +77,14 @@ class Inbox:
             for flag in self._push(keys=self._push_keys(bodies), args=[WAITING_TTL_SECONDS, *bodies])
         ]
 
-    def single_caller_push(self) -> Callable[[list[bytes]], list[bool]]:
+    def single_caller_push(self, wait: ReplicaWait | None = None) -> Callable[[list[bytes]], list[bool]]:
         """push_many on a connection of its own, for a caller that never pushes from two threads at once.
 
         It skips the connection pool and the client's and the script's wrappers, which cost the web
         process about as much CPU as the round trip's own syscalls (bench/README.md). The connection keeps
-        the client's settings: address, timeouts, and its retry of a broken connection.
+        the client's settings: address, timeouts, and its retry of a broken connection. With `wait`, a
+        WAIT travels in the same round trip, and TooFewReplicas is raised when too few replicas
+        acknowledged the push in time.
         """
         # Every connection class redis-py makes (TCP, TLS, unix socket) is an AbstractConnection.
         connection = cast(AbstractConnection, self.connection.connection_pool.make_connection())
@@ -81,11 +96,31 @@ class Inbox:
             connection.send_command(command, script, len(keys), *keys, WAITING_TTL_SECONDS, *bodies)
             return cast(list[int], connection.read_response())
 
+        def evaluate_and_wait(
+            wait: ReplicaWait, command: str, script: str, keys: list[str], bodies: list[bytes]
+        ) -> list[int]:
+            connection.connect()
+            push = (command, script, len(keys), *keys, WAITING_TTL_SECONDS, *bodies)
+            connection.send_packed_command(
+                connection.pack_commands([push, ("WAIT", wait.replicas, wait.timeout_ms)])
+            )
+            try:
+                flags = cast(list[int], connection.read_response())
+            except ResponseError:  # Redis refused the push (NoScriptError, NOREPLICAS): WAIT's answer follows
+                connection.read_response()
+                raise
+            acknowledged = cast(int, connection.read_response())
+            if acknowledged < wait.replicas:
+                raise TooFewReplicas(f"{acknowledged} of {wait.replicas} replicas acknowledged the push")
+            return flags
+
+        send = evaluate if wait is None else partial(evaluate_and_wait, wait)
+
         def trip(keys: list[str], bodies: list[bytes]) -> list[int]:
             try:
-                return evaluate("EVALSHA", str(self._push.sha), keys, bodies)
+                return send("EVALSHA", str(self._push.sha), keys, bodies)
             except NoScriptError:  # a restarted Redis forgot the script: send it whole (EVAL caches it)
-                return evaluate("EVAL", _PUSH, keys, bodies)
+                return send("EVAL", _PUSH, keys, bodies)
 
         def push_many(bodies: list[bytes]) -> list[bool]:
             keys = self._push_keys(bodies)
@@ -93,6 +128,8 @@ class Inbox:
                 flags = connection.retry.call_with_retry(
                     lambda: trip(keys, bodies), lambda _: connection.disconnect()
                 )
+            except TooFewReplicas:  # both answers were read: the connection is in step
+                raise
             except BaseException:
                 connection.disconnect()  # never leave a reply unread for the next push to mistake for its own
                 raise

@@ -30,7 +30,9 @@ def create_app(config: WebConfig | None = None, redis: Redis | None = None) -> F
     hide(*config.app_secrets, config.verify_token, config.metrics_token)
     redis = redis if redis is not None else web_client(config.redis_url)
     handoff = Inbox(redis, config.queue)
-    inbox = GroupPush(*(handoff.single_caller_push() for _ in range(config.push_connections)))
+    inbox = GroupPush(
+        *(handoff.single_caller_push(config.replica_wait) for _ in range(config.push_connections))
+    )
     app = Flask(__name__)
     scraped = metrics.scrape_registry(redis, config.queue, config.metrics_directory)
 
