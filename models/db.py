@@ -82,6 +82,7 @@ def make_engine(url: str) -> Engine:
         pool_size=5,
         max_overflow=5,
         connect_args={"connect_timeout": 5, "application_name": "wahooks"},
+        client_encoding="utf8",  # whatever the database's own encoding: models/bulk.py renders UTF-8
     )
 
 

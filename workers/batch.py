@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from models import WebhookEvent
+from models.bulk import insert_rows
 from models.db import Database, dialect_of, upsert
 from models.events import FAILED, IGNORED, PARTIAL, PROCESSED
 from outbound import hook as outbound_hook
@@ -208,7 +209,7 @@ def _apply(
         }
         for b in sorted(bodies, key=lambda b: b.digest)
     ]
-    session.execute(_processed_event(dialect_of(session)), rows)
+    insert_rows(session, _processed_event(dialect_of(session)), rows)
     return outcomes
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Insert, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from models import WhatsAppCall
+from models.bulk import insert_rows
 from models.db import as_utc, dialect_of, upsert
 from models.limits import row_problems
 from workers.contacts import ContactIds
@@ -104,7 +105,7 @@ def _statements(dialect: str) -> _Statements:
         update=update.on_conflict_do_update(
             index_elements=["call_id"],
             set_={**{c: update.excluded[c] for c in COLUMNS if c != "call_id"}, "updated_at": func.now()},
-        ),
+        ).returning(CALLS.c.id),  # models/bulk.py sends a statement with RETURNING as one multi-row INSERT
     )
 
 
@@ -118,7 +119,7 @@ def store_calls(
         row = _event_row(tenant_id, e, contacts.of(tenant_id, e.customer))
         calls[e.call_id] = _merge(calls[e.call_id], row) if e.call_id in calls else row
     rows = [calls[c] for c in sorted(calls)]
-    new = {call_id for (call_id,) in session.execute(sql.insert, rows)}
+    new = {call_id for (call_id,) in insert_rows(session, sql.insert, rows)}
     ended = [row for row in rows if row["call_id"] in new and row["terminated_at"] is not None]
     if held_ids := sorted(set(calls) - new):
         changed = []
@@ -130,7 +131,7 @@ def store_calls(
             if held["terminated_at"] is None and merged["terminated_at"] is not None:
                 ended.append(merged)
         if changed:
-            session.execute(sql.update, changed)
+            insert_rows(session, sql.update, changed)
     return [
         CallDay(row["tenant_id"], (row["start_time"] or row["terminated_at"]).date(), row["duration"] or 0)
         for row in ended

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import WhatsAppCall, WhatsAppContact, WhatsAppMessage
+from models.bulk import insert_rows
 from models.db import as_utc, dialect_of, upsert
 from models.limits import row_problems
 from workers.events import AddressBookEntry, Customer, IdChange, Preference
@@ -430,14 +431,15 @@ def _write(session: Session, sql: _Statements, book: _Book) -> None:
             (releasing if _releases_an_id(row) else taking).append(row)
     for rows in (releasing, taking):
         if rows:
-            session.execute(
-                sql.update, [{"id": r.id, **r.values} for r in sorted(rows, key=lambda r: r.id or 0)]
-            ).close()
+            insert_rows(
+                session, sql.update, [{"id": r.id, **r.values} for r in sorted(rows, key=lambda r: r.id or 0)]
+            )
     new = [r for r in book.live() if r.id is None]
     if new:
         new.sort(key=lambda r: (r["tenant_id"], r["user_id"] or "", r["wa_id"] or ""))
         by_ids = {(r["tenant_id"], r["user_id"], r["wa_id"]): r for r in new}
-        for contact_id, tenant_id, user_id, wa_id in session.execute(sql.insert, [r.values for r in new]):
+        inserted = insert_rows(session, sql.insert, [r.values for r in new])
+        for contact_id, tenant_id, user_id, wa_id in inserted:
             by_ids[(tenant_id, user_id, wa_id)].id = contact_id
 
 

@@ -29,6 +29,7 @@ from models import (
     WhatsAppOrderItem,
     WhatsAppProduct,
 )
+from models.bulk import insert_rows
 from models.db import as_utc, dialect_of, upsert
 from models.limits import row_problems
 from models.statuses import SENT, STATUS_RULES, STATUSES
@@ -221,15 +222,15 @@ def store(session: Session, routed: Routed) -> Inserted:
     order_ids = _insert_orders(session, sql, inbound, inserted)
     if inbound:
         rows = [_message_row(t, m, RECEIVED, order_ids.get(m.wamid), contacts) for t, m in inbound]
-        new = {wamid: (t, as_utc(at)) for t, at, wamid in session.execute(sql.inbound, rows)}
+        new = {wamid: (t, as_utc(at)) for t, at, wamid in insert_rows(session, sql.inbound, rows)}
         inserted.messages = list(new.values())
         inserted.new_inbound = [(tenant_id, wamid) for wamid, (tenant_id, _) in new.items()]
         if unlinked := [r for r in rows if r["wamid"] not in new and r["contact_id"] is not None]:
-            session.execute(sql.link_contacts, unlinked)
+            insert_rows(session, sql.link_contacts, unlinked)
     if echoes:
-        session.execute(sql.echoes, [_message_row(t, m, SENT, contacts=contacts) for t, m in echoes])
+        insert_rows(session, sql.echoes, [_message_row(t, m, SENT, contacts=contacts) for t, m in echoes])
     if history := _history_rows([(t, m) for t, m in routed.messages if m.source == HISTORY], contacts):
-        session.execute(sql.history, history)
+        insert_rows(session, sql.history, history)
     echo_statuses = [(t, _echo_status(m)) for t, m in echoes]
     statuses = [(t, s) for t, s in routed.statuses + echo_statuses if s.status in STATUSES]
     if statuses:
@@ -240,7 +241,7 @@ def store(session: Session, routed: Routed) -> Inserted:
         inserted.calls = store_calls(session, routed.calls, contacts)
     if routed.account_events:
         first = {e.fingerprint: (t, e) for t, e in reversed(routed.account_events)}
-        session.execute(sql.account_events, [_account_row(*first[f]) for f in sorted(first)])
+        insert_rows(session, sql.account_events, [_account_row(*first[f]) for f in sorted(first)])
     return inserted
 
 
@@ -364,7 +365,7 @@ def _insert_orders(
     if not orders:
         return {}
     rows = [_order_row(t, m, o) for t, m, o in orders]
-    order_ids: dict[str, int] = {wamid: oid for wamid, oid in session.execute(sql.orders, rows)}
+    order_ids: dict[str, int] = {wamid: oid for wamid, oid in insert_rows(session, sql.orders, rows)}
     if not order_ids:
         return {}
     products = _product_ids(session, sql, [(t, o.catalog_id) for t, _, o in orders])
@@ -386,7 +387,7 @@ def _insert_orders(
             for item in order.items
         ]
     if items:
-        session.execute(sql.order_items, items)
+        insert_rows(session, sql.order_items, items)
     return order_ids
 
 
@@ -422,7 +423,7 @@ def _record_first_sightings(
     first: dict[tuple[str, str], dict[str, object]] = {}
     for tenant_id, s in sorted(statuses, key=lambda ts: ts[1].timestamp, reverse=True):
         first[(s.wamid, s.status)] = _sighting_row(tenant_id, s)
-    rows = session.execute(sql.sightings, [first[k] for k in sorted(first)])
+    rows = insert_rows(session, sql.sightings, [first[k] for k in sorted(first)])
     inserted.sightings = [(tenant_id, status, as_utc(at)) for tenant_id, status, at in rows]
 
 
@@ -449,7 +450,7 @@ def _advance_messages(
         values = {**_status_values(s), "contact_id": contacts.of(tenant_id, s.customer)}
         for column, value in values.items():
             row[column] = row[column] or value
-    session.execute(sql.advance, [rows[w] for w in sorted(rows)])
+    insert_rows(session, sql.advance, [rows[w] for w in sorted(rows)])
 
 
 def _price_messages(
@@ -487,7 +488,7 @@ def _price_messages(
         }
         rows.append({**_bare_outbound_row(tenant_id, wamid), **pricing, "priced_at": new_at})
     if rows:
-        session.execute(sql.pricing, rows)
+        insert_rows(session, sql.pricing, rows)
 
 
 def _status_values(s: Status) -> dict[str, object]:
