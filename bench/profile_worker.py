@@ -2,8 +2,10 @@
 
 Pushes N bodies into the inbox of a throwaway PostgreSQL database and a private Redis exactly as the web
 app does, then runs the worker in this process (burst mode) under pyinstrument and prints the call tree
-and bodies/s, with the CPU time the worker took (PostgreSQL's and Redis's not included): on a busy machine
-the CPU time per body moves much less than the rate. Profiling slows the code it watches: read the shares,
+and bodies/s, with the CPU time the worker took and, apart, that of the PostgreSQL backends serving the
+database (read from /proc: on one machine they compete with the worker for the same cores): on a busy
+machine the CPU time per body moves much less than the rate. Profiling slows the code it watches: read
+the shares,
 not the rate (`--no-profile` gives the rate alone).
 Run from the repository root: .venv/bin/python bench/profile_worker.py [--corpus single|mixed]
 [--bodies 3000] [--batch 100]
@@ -15,6 +17,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+from sqlalchemy import text
 
 from benchlib import ROOT, entry_point, private_redis, throwaway_database
 from cli.catalog import import_catalog
@@ -50,16 +54,39 @@ def main() -> int:
         corpus = (single_message_corpus if args.corpus == "single" else worker_corpus)(args.bodies)
         for body in corpus.bodies:
             svc.inbox.push(body)
+        backends = _backend_cpu(db)
         cpu_started = time.process_time()
         seconds = _drain(svc, profile=not args.no_profile)
         cpu_seconds = time.process_time() - cpu_started
+        server_seconds = sum(
+            cpu - backends.get(pid, 0.0) for pid, cpu in _backend_cpu(db).items() if cpu >= 0
+        )
         events = corpus.expected.events
         print(
             f"{args.bodies} bodies, {events} events in {seconds:.2f} s: {events / seconds:.0f} events/s;"
-            f" the worker's CPU {cpu_seconds:.2f} s, {cpu_seconds / args.bodies * 1e6:.0f} us a body"
+            f" the worker's CPU {cpu_seconds:.2f} s, {cpu_seconds / args.bodies * 1e6:.0f} us a body;"
+            f" PostgreSQL's {server_seconds:.2f} s, {server_seconds / args.bodies * 1e6:.0f} us a body"
         )
         db.dispose()
     return 0
+
+
+def _backend_cpu(db: Database) -> dict[int, float]:
+    """CPU seconds (user + system) each PostgreSQL backend connected to this database has used so far."""
+    with db.session() as session:
+        pids = session.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        return {pid: _process_cpu(pid) for pid in pids}
+
+
+def _process_cpu(pid: int) -> float:
+    """-1 when the process is gone (or on another machine)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _drain(svc: services.Services, profile: bool) -> float:
