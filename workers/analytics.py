@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal
 from functools import cache
 
-from sqlalchemy import Insert, func
+from sqlalchemy import Insert, event, func
 from sqlalchemy.orm import Session
 
 from models import COUNTERS, WhatsAppAnalytics, WhatsAppPricingDaily
@@ -22,7 +22,6 @@ from models.analytics import (
     ORDER_REVENUE,
     ORDERS_COUNT,
 )
-from models.bulk import insert_rows
 from models.db import dialect_of, upsert
 from models.statuses import STATUSES
 from workers import metrics
@@ -83,8 +82,16 @@ class DailyDeltas:
         return bool(self._counts or self._priced)
 
     def flush(self, session: Session) -> None:
-        """Add every delta with one upsert per table; rows go in key order so concurrent writers cannot
-        deadlock."""
+        """Add every delta with one upsert per table, as the last statements before the transaction commits.
+
+        Every batch of a tenant's day updates the same row, and a worker holds that row's lock from its
+        update until its commit: the later the update, the less the other workers wait for it
+        (bench/analytics_locks.py). Rows go in key order so concurrent writers cannot deadlock.
+        """
+        if self:
+            event.listen(session, "before_commit", self._add, once=True)
+
+    def _add(self, session: Session) -> None:
         dialect = dialect_of(session)
         if self._counts:
             rows = [
@@ -96,7 +103,7 @@ class DailyDeltas:
                 }
                 for tenant_id, day in sorted(self._counts)
             ]
-            insert_rows(session, _add_deltas(dialect), rows)
+            session.execute(_add_deltas(dialect), rows)
             metrics.count_increments_on_commit(session, sum(self._counts.values(), Counter()))
         # A move within one batch can cancel out: nothing to add then.
         if priced := [
@@ -104,4 +111,4 @@ class DailyDeltas:
             for k, n in sorted(self._priced.items())
             if n
         ]:
-            insert_rows(session, _add_priced(dialect), priced)
+            session.execute(_add_priced(dialect), priced)
