@@ -22,6 +22,7 @@ from models.analytics import (
     ORDER_REVENUE,
     ORDERS_COUNT,
 )
+from models.bulk import insert_rows
 from models.db import dialect_of, upsert
 from models.statuses import STATUSES
 from workers import metrics
@@ -103,7 +104,7 @@ class DailyDeltas:
                 }
                 for tenant_id, day in sorted(self._counts)
             ]
-            session.execute(_add_deltas(dialect), rows)
+            insert_rows(session, _add_deltas(dialect), rows)
             metrics.count_increments_on_commit(session, sum(self._counts.values(), Counter()))
         # A move within one batch can cancel out: nothing to add then.
         if priced := [
@@ -111,4 +112,4 @@ class DailyDeltas:
             for k, n in sorted(self._priced.items())
             if n
         ]:
-            session.execute(_add_priced(dialect), priced)
+            insert_rows(session, _add_priced(dialect), priced)
