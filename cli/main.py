@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +170,33 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from cli import prune
+
+    db = _db()
+    try:
+        done = prune.prune(
+            db, args.older_than, args.outcome or prune.DEFAULT_OUTCOMES, args.batch, args.dry_run
+        )
+    finally:
+        db.dispose()
+    before = done.cutoff.isoformat(timespec="seconds")
+    if args.dry_run:
+        print(f"{done.deleted} bodies processed before {before} would be deleted (dry run)")
+    else:
+        print(f"{done.deleted} bodies processed before {before} deleted in {done.batches} batches")
+    return 0
+
+
+def _age(text: str) -> timedelta:
+    from cli.prune import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def cmd_analytics(args: argparse.Namespace) -> int:
     from cli import analytics
 
@@ -314,6 +341,17 @@ def _parser() -> argparse.ArgumentParser:
     p = command("reprocess", cmd_reprocess, "run stored webhook bodies through processing again")
     p.add_argument("--all", action="store_true", help="also bodies already processed (default: the rest)")
     p.add_argument("--since", type=datetime.fromisoformat, help="only bodies received since (ISO 8601)")
+
+    p = command("prune", cmd_prune, "delete raw webhook bodies processed longer ago than an age, in batches")
+    p.add_argument("--older-than", type=_age, required=True, metavar="AGE", help="e.g. 90d, 36h, 12w")
+    p.add_argument(
+        "--outcome",
+        action="append",
+        choices=("processed", "ignored", "partial"),
+        help="bodies with this outcome (repeatable; default: processed); failed bodies are never pruned",
+    )
+    p.add_argument("--batch", type=int, default=1000, help="rows deleted per transaction (default 1000)")
+    p.add_argument("--dry-run", action="store_true", help="only count the bodies that would be deleted")
 
     p = command("analytics", cmd_analytics, "daily counters, delivery and read rates, orders and revenue")
     p.add_argument("--tenant", help="phone number id or tenant name (default: every tenant)")
