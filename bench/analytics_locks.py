@@ -35,6 +35,7 @@ from pathlib import Path
 import psycopg2
 import redis
 
+import benchlib
 import meta_payloads
 from benchlib import (
     BenchError,
@@ -46,7 +47,6 @@ from benchlib import (
     procfile_command,
     running,
     start_many,
-    table,
     throwaway_database,
     venv_executable,
 )
@@ -214,13 +214,13 @@ def report(run: Run) -> None:
         for relation, durations in sorted(run.waits.items(), key=lambda item: -sum(item[1]))
     ]
     headers = ("lock waits logged, by relation (context)", "waits", "total ms", "longest ms")
-    print(table(headers, rows or [("none", 0, 0, 0)]))
+    print(benchlib.table(headers, rows or [("none", 0, 0, 0)]))
     waiting = sum(run.waiting.values())
     print(f"sampled busy worker sessions: {run.busy_samples}, waiting for a lock: {waiting}"
           f" ({waiting / max(run.busy_samples, 1):.1%})")  # fmt: skip
     for statement, n in run.waiting.most_common(4):
         print(f"  {n:6}  {statement}")
-    print(table(("table", "inserts", "updates", "HOT updates", "dead tuples", "pages"), run.tables))
+    print(benchlib.table(("table", "inserts", "updates", "HOT updates", "dead tuples", "pages"), run.tables))
 
 
 if __name__ == "__main__":
