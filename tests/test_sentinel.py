@@ -144,14 +144,16 @@ def test_workers_follow_a_failover_and_store_every_body_answered_200_once(
         client = create_app(config).test_client()
         stored_before_the_kill = []
 
+        rq_queue = Queue(queue, connection=worker_client(two_replicas.url))
+
         def kill() -> None:
+            print(f"at the kill: {rq_queue.connection.llen(InboxKeys(queue).inbox)} bodies in the inbox")
             wait_until(lambda: bool(_stored(db)), 30, "the workers storing bodies")
             stored_before_the_kill.append(len(_stored(db)))
             two_replicas.primary.kill()
 
         answers = _post_through_a_failover(client, kill, _one_message)
         accepted = {body_digest(body) for body, status in answers if status == 200}
-        rq_queue = Queue(queue, connection=worker_client(two_replicas.url))
         wait_until(lambda: accepted <= _stored(db) and _idle(rq_queue), 60, "every body answered 200 stored")
         stored, messages, counted = _counts(db)
         print(f"{len(accepted)} answered 200, {stored} stored; {len(workers.errors())} error lines logged")
@@ -161,6 +163,8 @@ def test_workers_follow_a_failover_and_store_every_body_answered_200_once(
         assert 0 < stored_before_the_kill[0] < stored, "stored from both primaries"
         workers.assert_alive()
     finally:
+        for child in workers.children:  # shown when the test fails
+            print(f"{child.name}, {'alive' if child.alive() else 'exited'}:\n{child.log_tail()}")
         workers.stop_all()
 
 
