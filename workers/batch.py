@@ -1,8 +1,9 @@
-"""Many webhook bodies written in one transaction: every statement spans all of them.
+"""Many webhook bodies written together: every statement spans all of them.
 
-Parse each body, route its changes to tenants, then store the whole batch, add its analytics and record
-each body's outcome in one transaction. A failing batch is split in halves until the bad body stands
-alone, so one bad body never costs its batch mates (workers/jobs.py decides what happens to it).
+Parse each body and route its changes to tenants; write the batch's customers in a short transaction,
+then store the rest of the batch, add its analytics and record each body's outcome in one more. A failing
+batch is split in halves until the bad body stands alone, so one bad body never costs its batch mates
+(workers/jobs.py decides what happens to it).
 """
 
 import logging
@@ -13,7 +14,7 @@ from functools import cache
 from typing import TypeVar
 
 from sqlalchemy import Insert, func, null
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,7 @@ from outbound import hook as outbound_hook
 from runtime.inbox import body_digest
 from workers.analytics import DailyDeltas
 from workers.calls import call_problems
-from workers.contacts import ContactRace, customer_problems
+from workers.contacts import ContactRace, customer_problems, store_contacts
 from workers.events import Change, Customer, Envelope
 from workers.parse import parse
 from workers.store import Routed, account_event_problems, message_problems, status_problems, store
@@ -37,6 +38,7 @@ T = TypeVar("T")
 # Errors that say "not now" rather than "never": the job is retried with backoff, never bisected.
 TRANSIENT_DB = (OperationalError, InterfaceError, PoolTimeout)
 DEADLOCK_OR_SERIALIZATION = {"40P01", "40001"}
+FOREIGN_KEY_VIOLATION = "23503"
 IN_PLACE_ATTEMPTS = 3
 
 
@@ -181,23 +183,43 @@ def _write_together(
     wabas = {c.waba_id for c in changes if c.waba_id and c.account_events}
     tenant_of = tenants.resolve(db, numbers) if numbers else {}
     tenant_of_waba = tenants.resolve_wabas(db, wabas) if wabas else {}
-    return _retrying_deadlocks(db, lambda session: _apply(session, tenant_of, tenant_of_waba, bodies, job_id))
-
-
-def _apply(
-    session: Session,
-    tenant_of: dict[str, int],
-    tenant_of_waba: dict[str, int],
-    bodies: list[Body],
-    job_id: str | None,
-) -> dict[str, Outcome]:
     routed = Routed()
     outcomes = {b.digest: route(b.envelope, tenant_of, routed, tenant_of_waba) for b in bodies}
-    if routed:
-        inserted = store(session, routed)
-        DailyDeltas.counting(inserted).flush(session)
-        # Issue 12: the Graph API calls these new rows call for, recorded with them (outbound/hook.py).
-        outbound_hook.plan(session, routed, inserted)
+    _retrying_races(lambda: _write_routed(db, routed, outcomes, bodies, job_id))
+    return outcomes
+
+
+def _write_routed(
+    db: Database, routed: Routed, outcomes: dict[str, Outcome], bodies: list[Body], job_id: str | None
+) -> None:
+    """The batch's customers in a short transaction of their own, then everything else in one.
+
+    A customer's row stays locked only while its own transaction writes it, not until the batch commits:
+    with one transaction, two workers whose batches shared a single customer ran one after the other
+    (bench/README.md). Writing customers is idempotent, so a batch that fails after them, or runs again,
+    leaves them as one run would.
+    """
+    with db.session() as session:
+        contacts = store_contacts(session, routed.contacts)
+    try:
+        with db.session() as session:
+            if routed:
+                inserted = store(session, routed, contacts)
+                DailyDeltas.counting(inserted).flush(session)
+                # Issue 12: the Graph API calls these new rows call for, recorded with them
+                # (outbound/hook.py).
+                outbound_hook.plan(session, routed, inserted)
+            _record_outcomes(session, outcomes, bodies, job_id)
+    except IntegrityError as error:
+        if _sqlstate(error) == FOREIGN_KEY_VIOLATION:
+            # A contact this batch points at was merged into another after the customers' transaction.
+            raise ContactRace(str(error.orig)) from error
+        raise
+
+
+def _record_outcomes(
+    session: Session, outcomes: dict[str, Outcome], bodies: list[Body], job_id: str | None
+) -> None:
     rows = [
         {
             "sha256": b.digest,
@@ -210,16 +232,14 @@ def _apply(
         for b in sorted(bodies, key=lambda b: b.digest)
     ]
     insert_rows(session, _processed_event(dialect_of(session)), rows)
-    return outcomes
 
 
-def _retrying_deadlocks(db: Database, work: Callable[[Session], T]) -> T:
-    """Run work in a transaction, again (a few times) if PostgreSQL chose it as a deadlock victim or
-    another worker stored one of its new customers first."""
+def _retrying_races(work: Callable[[], T]) -> T:
+    """Run work again (a few times) if PostgreSQL chose one of its transactions as a deadlock victim or
+    another worker changed one of its customers first."""
     for attempt in range(1, IN_PLACE_ATTEMPTS + 1):
         try:
-            with db.session() as session:
-                return work(session)
+            return work()
         except ContactRace:
             if attempt == IN_PLACE_ATTEMPTS:
                 raise

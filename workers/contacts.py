@@ -7,10 +7,18 @@ system messages user_changed_number / user_changed_user_id move a row to its new
 in `previous_*`, where a late event still carrying it finds the row.
 
 Everything here happens in Python over the rows the batch's ids can touch, read once (locked, in id
-order, on PostgreSQL) and written back with a few bulk statements, first in the batch's transaction. Two
-workers meeting a new customer at once: the second's INSERT waits for the first to commit, then fails on
-the unique key; that is raised as ContactRace, and the batch's transaction runs again (in place, like a
-deadlock), now reading the first one's row.
+order, on PostgreSQL) and written back with a few bulk statements, in a transaction of its own that
+commits before the batch's messages are written (workers/batch.py). Two workers meeting a new customer at
+once: the second's INSERT waits for the first to commit, then fails on the unique key; that is raised as
+ContactRace, and the batch runs again (in place, like a deadlock), now reading the first one's row.
+
+The locks are chosen so that customers never wait for a batch still writing messages that point at them
+(those hold a FOR KEY SHARE lock on the row, through the foreign key, until they commit): rows are read FOR
+NO KEY UPDATE, and a row whose ids did not change is written by an upsert that sets no unique-key column,
+which PostgreSQL runs under that same lock. Only what changes a row's identity waits for such batches: a
+new id, and a merge, whose merged-away rows are locked FOR UPDATE before their messages are repointed, so
+that the repointing sees every message a batch committed pointing at them. A batch that finds its contact
+merged away before it wrote gets a foreign-key error, and runs again.
 """
 
 from collections.abc import Iterable, Iterator
@@ -44,6 +52,8 @@ from workers.events import AddressBookEntry, Customer, IdChange, Preference
 CONTACTS = WhatsAppContact.__table__
 UNIQUE_VIOLATION = "23505"
 IDS = ("wa_id", "user_id")
+# The columns of the table's unique keys: an upsert that sets none of them takes the weaker row lock.
+KEY_COLUMNS = ("id", "tenant_id", *IDS)
 # The columns a row is found by: its ids now, and the ids it had before.
 KEYS = (*IDS, "previous_wa_id", "previous_user_id")
 # Every column the code writes (ids and write times are the database's).
@@ -315,7 +325,9 @@ def _greatest(a: datetime | None, b: datetime | None) -> datetime | None:
 class _Statements:
     read: Select[Any]
     update: Insert
+    touch: Insert
     insert: Insert
+    lock: Select[Any]
 
 
 @cache
@@ -335,7 +347,8 @@ def _statements(dialect: str) -> _Statements:
             )
         )
         .order_by(CONTACTS.c.id)
-        .with_for_update(),  # PostgreSQL locks them in id order; SQLite has one writer anyway
+        # FOR NO KEY UPDATE, in id order; SQLite has one writer anyway
+        .with_for_update(key_share=True),
         # Rows already stored, by primary key: every column as the batch leaves it. The RETURNING makes
         # SQLAlchemy send the rows as one multi-row statement (insertmanyvalues): without it SQLAlchemy
         # 2.1 runs an INSERT ... ON CONFLICT DO UPDATE as an executemany, a statement per row. One
@@ -344,11 +357,23 @@ def _statements(dialect: str) -> _Statements:
             index_elements=["id"],
             set_={**{c: write.excluded[c] for c in COLUMNS if c != "tenant_id"}, "updated_at": func.now()},
         ).returning(CONTACTS.c.id),
+        # Stored rows whose ids did not change: every other column (see the module's docstring).
+        touch=write.on_conflict_do_update(
+            index_elements=["id"],
+            set_={
+                **{c: write.excluded[c] for c in COLUMNS if c not in KEY_COLUMNS},
+                "updated_at": func.now(),
+            },
+        ).returning(CONTACTS.c.id),
         # Matched back by their ids (unique per tenant), not by position: a RETURNING in the order of the
         # parameters would cost SQLite a statement per few rows.
         insert=CONTACTS.insert().returning(
             CONTACTS.c.id, CONTACTS.c.tenant_id, CONTACTS.c.user_id, CONTACTS.c.wa_id
         ),
+        lock=select(CONTACTS.c.id)
+        .where(CONTACTS.c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(CONTACTS.c.id)
+        .with_for_update(),
     )
 
 
@@ -418,22 +443,32 @@ def _naive(at: datetime | None) -> datetime | None:
 def _write(session: Session, sql: _Statements, book: _Book) -> None:
     """Merged-away rows first (their messages and calls follow the survivor), then changed rows (those
     giving up an id before those taking one, for the unique keys), then new rows."""
-    gone = [row for row in book.rows if row.merged_into is not None and row.id is not None]
-    for row in sorted(gone, key=lambda r: r.id or 0):
+    gone = sorted(
+        (row for row in book.rows if row.merged_into is not None and row.id is not None),
+        key=lambda r: r.id or 0,
+    )
+    if gone:
+        session.execute(sql.lock, {"ids": [row.id for row in gone]}).close()
+    for row in gone:
         survivor = row.survivor()  # stored too: a merge keeps the stored row of the two
         for table in (WhatsAppMessage.__table__, WhatsAppCall.__table__):
             session.execute(update(table).where(table.c.contact_id == row.id).values(contact_id=survivor.id))
         session.execute(CONTACTS.delete().where(CONTACTS.c.id == row.id))
     releasing: list[_Row] = []
     taking: list[_Row] = []
+    touched: list[_Row] = []
     for row in book.live():
         if row.id is not None and row.values != row.stored:
-            (releasing if _releases_an_id(row) else taking).append(row)
-    for rows in (releasing, taking):
+            stored = row.stored or {}
+            changed = {c for c in IDS if (stored.get(c) or None) != (row[c] or None)}
+            if any(stored.get(c) for c in changed):
+                releasing.append(row)
+            else:
+                (taking if changed else touched).append(row)
+    for statement, rows in ((sql.update, releasing), (sql.update, taking), (sql.touch, touched)):
         if rows:
-            insert_rows(
-                session, sql.update, [{"id": r.id, **r.values} for r in sorted(rows, key=lambda r: r.id or 0)]
-            )
+            ordered = sorted(rows, key=lambda r: r.id or 0)
+            insert_rows(session, statement, [{"id": r.id, **r.values} for r in ordered])
     new = [r for r in book.live() if r.id is None]
     if new:
         new.sort(key=lambda r: (r["tenant_id"], r["user_id"] or "", r["wa_id"] or ""))
@@ -441,8 +476,3 @@ def _write(session: Session, sql: _Statements, book: _Book) -> None:
         inserted = insert_rows(session, sql.insert, [r.values for r in new])
         for contact_id, tenant_id, user_id, wa_id in inserted:
             by_ids[(tenant_id, user_id, wa_id)].id = contact_id
-
-
-def _releases_an_id(row: _Row) -> bool:
-    stored = row.stored or {}
-    return any(stored.get(c) and stored.get(c) != row[c] for c in IDS)

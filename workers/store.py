@@ -34,7 +34,7 @@ from models.db import as_utc, dialect_of, upsert
 from models.limits import row_problems
 from models.statuses import SENT, STATUS_RULES, STATUSES
 from workers.calls import CallDay, store_calls
-from workers.contacts import ContactIds, ContactUpdates, store_contacts
+from workers.contacts import ContactIds, ContactUpdates
 from workers.events import AccountEvent, CallEvent, Message, Order, Status
 
 RECEIVED = "received"
@@ -208,13 +208,11 @@ def statements(dialect: str) -> Statements:
     )
 
 
-def store(session: Session, routed: Routed) -> Inserted:
-    """Write every routed update; report which rows were new."""
+def store(session: Session, routed: Routed, contacts: ContactIds) -> Inserted:
+    """Write every routed update, each message and call pointing at its customer's row in contacts
+    (written first: workers/contacts.py); report which rows were new."""
     sql = statements(dialect_of(session))
     inserted = Inserted()
-    # Customers first (the row locks they take come before any other in the transaction), so that every
-    # message and call is written already pointing at its contact.
-    contacts = store_contacts(session, routed.contacts)
     live = [(t, m) for t, m in routed.messages if m.source == LIVE]
     inbound = _by_wamid((t, m) for t, m in live if m.direction == INBOUND)
     echoes = _by_wamid((t, m) for t, m in live if m.direction == OUTBOUND)
