@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 import uuid
+from types import FrameType
 from typing import Protocol
 
 from redis import Redis
@@ -43,6 +44,23 @@ class LeasedWorker(SimpleWorker):
     """
 
     pump: Pump | None = None
+    stop_requested = False  # by a signal (or `rq shutdown`): the one reason its loop may end for good
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # rq 3.0 leaves it unannotated
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's check for `rq suspend`, run before every job; a Redis error there would end RQ's loop.
+
+        RQ's loop quits on any error outside its dequeue (rq 3.0), and this check is the first Redis call
+        of a turn, so a failover ended the worker (tests/test_sentinel.py saw it). The dequeue that comes
+        next waits for Redis itself.
+        """
+        try:
+            super().check_for_suspension(burst)
+        except RedisError as error:
+            log.warning("redis unavailable to the suspension check: %s", error)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return LEASE_SECONDS
@@ -78,6 +96,10 @@ class LeasedWorker(SimpleWorker):
                 # RQ's own dequeue below waits for Redis to come back; an error here would end its loop.
                 log.warning("redis unavailable to the pump: %s", error)
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+
+class LoopEnded(Exception):
+    """RQ's work loop returned, though nobody asked the worker to stop: it logged an error and quit."""
 
 
 class QueueServices(Protocol):
@@ -160,8 +182,9 @@ def worker_name() -> str:
 def run(services: Services, burst: bool = False) -> bool:
     """Run a worker until stopped (or, with burst, until the queue and inbox are empty).
 
-    RQ lets a Redis error escape its work loop when Redis vanishes mid-job; rather than exit, start
-    a fresh worker. The job in flight loses its lease and is reaped and retried like any abandoned job.
+    RQ lets a Redis error escape its work loop when Redis vanishes mid-job, and quits its loop on any other
+    error it does not expect; rather than exit, start a fresh worker. The job in flight loses its lease and
+    is reaped and retried like any abandoned job.
     With WAHOOKS_METRICS_PORT set, the process's metrics exporter listens there first.
     """
     services.db.check_schema()
@@ -171,10 +194,8 @@ def run(services: Services, burst: bool = False) -> bool:
     while True:
         try:
             return _work_once(services, burst)
-        except RedisError as error:
-            log.error(
-                "redis failed under the worker, starting afresh in %.0f s: %s", RESTART_DELAY_SECONDS, error
-            )
+        except (RedisError, LoopEnded) as error:
+            log.error("the worker stopped, starting afresh in %.0f s: %s", RESTART_DELAY_SECONDS, error)
             time.sleep(RESTART_DELAY_SECONDS)
 
 
@@ -187,7 +208,10 @@ def _work_once(services: Services, burst: bool) -> bool:
     if burst:
         # RQ stops a burst worker at the first empty dequeue: make every waiting body a job first.
         worker.pump.drain()
-    return work_beside(worker, keeper, burst)
+    worked = work_beside(worker, keeper, burst)
+    if not burst and not worker.stop_requested:
+        raise LoopEnded("RQ's work loop quit on an error it logged")
+    return worked
 
 
 def work_beside(worker: LeasedWorker, keeper: Housekeeper, burst: bool) -> bool:
