@@ -74,6 +74,8 @@ RUN_TABLES = (
     "whatsapp_message_statuses",
     "whatsapp_messages",
     "whatsapp_analytics",
+    "whatsapp_pricing_daily",
+    "whatsapp_contacts",
 )
 POLL_SECONDS = 0.05
 PROCESSED_BODIES = "SELECT count(*) FROM webhook_events WHERE processed_at IS NOT NULL"
@@ -118,7 +120,8 @@ class Context:
 
 def reset(context: Context) -> None:
     with context.db.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(RUN_TABLES)} RESTART IDENTITY")
+        # CASCADE: what issue 12 keeps beside a message (its media files, its outbound requests) goes too.
+        cursor.execute(f"TRUNCATE {', '.join(RUN_TABLES)} RESTART IDENTITY CASCADE")
         cursor.execute(f"VACUUM ANALYZE {', '.join(RUN_TABLES)}")
     context.store.flushdb()
 
