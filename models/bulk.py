@@ -46,7 +46,7 @@ def insert_rows(session: Session, statement: Insert, rows: Sequence[Mapping[str,
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         result = connection.execute(statement, list(rows))
-        return list(result)
+        return list(result) if result.returns_rows else []
     form = _form(statement, tuple(rows[0]), connection.dialect)
     returned: list[AnyRow] = []
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
