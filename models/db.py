@@ -45,7 +45,7 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
 EXACT_INTEGER_DIGITS = 40
 
 
-def _json_default(value: object) -> object:
+def json_default(value: object) -> object:
     """Raw Meta JSON is parsed with Decimal numbers; store them back as JSON numbers."""
     if isinstance(value, Decimal):
         if value.adjusted() < EXACT_INTEGER_DIGITS and value == value.to_integral_value():
@@ -57,13 +57,13 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-_json_dumps = partial(json.dumps, default=_json_default, ensure_ascii=False)
+_json_dumps = partial(json.dumps, default=json_default, ensure_ascii=False)
 
 
 def _dumps(value: object) -> str:
     """JSON text for a JSON column: orjson's, or json's for what orjson refuses (integers past 64 bits)."""
     try:
-        return orjson.dumps(value, default=_json_default).decode()
+        return orjson.dumps(value, default=json_default).decode()
     except orjson.JSONEncodeError:
         return _json_dumps(value)
 

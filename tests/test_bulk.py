@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -34,7 +35,8 @@ PROBE = Table(
     Column("doc", JSON),
     Column("flag", Boolean),
     Column("at", DateTime(timezone=True)),
-    Column("amount", Numeric(12, 2)),
+    Column("amount", Numeric(30, 10)),
+    Column("blob", LargeBinary),
 )
 AWKWARD = [
     "100% sure",
@@ -63,6 +65,7 @@ def _rows(prefix: str, count: int) -> list[dict[str, Any]]:
             "flag": n % 2 == 0,
             "at": datetime(2026, 12, 5, 12, n % 60, tzinfo=UTC),
             "amount": Decimal(n) / 4,
+            "blob": bytes(range(256)) * (n % 3) + b"%s\\x00",
         }
         for n in range(count)
     ]
@@ -88,6 +91,26 @@ def test_rows_are_stored_and_returned_exactly(db: Database) -> None:
     assert [{k: v for k, v in s.items() if k != "id"} for s in stored] == [
         {**r, "doc": {**r["doc"], "price": 12.5}} for r in expected
     ]
+
+
+def test_values_are_stored_as_sqlalchemy_itself_stores_them(db: Database) -> None:
+    """Every digit of a Decimal a float cannot hold, every byte value: compared with SQLAlchemy's path."""
+    exact = {"amount": Decimal("12345678901234567890.1234567891"), "blob": bytes(range(256))}
+    row = {**_rows("x", 1)[0], **exact}
+    with db.session() as session:
+        bulk.insert_rows(session, PROBE.insert().returning(PROBE.c.id), [row])
+        session.execute(PROBE.insert(), [{**row, "key": "y"}])
+    ours, sqlalchemys = ({k: v for k, v in r.items() if k not in ("id", "key")} for r in _stored(db))
+    assert ours == sqlalchemys
+
+
+def test_what_orjson_refuses_goes_as_json_would_write_it(db: Database) -> None:
+    rows = [{**row, "doc": {"n": 2**70}, "at": row["at"].replace(tzinfo=None)} for row in _rows("j", 2)]
+    with db.session() as session:
+        bulk.insert_rows(session, PROBE.insert().returning(PROBE.c.id), rows)
+    stored = _stored(db)
+    assert [row["doc"] for row in stored] == [{"n": 2**70}] * 2
+    assert [row["at"] for row in stored] == [row["at"].replace(tzinfo=UTC) for row in rows]  # naive: UTC
 
 
 def test_more_rows_than_one_statement_holds_are_all_written(
