@@ -113,7 +113,7 @@ def _run(connection: Connection, form: _Form, rows: Sequence[Mapping[str, Any]])
     if form.converters:
         rows = [_converted(form, row) for row in rows]
     parameters = {**form.constants, ROWS: _document(rows)}
-    return list(connection.exec_driver_sql(form.sql, parameters))
+    return list(connection.exec_driver_sql(form.sql, parameters).all())
 
 
 def _converted(form: _Form, row: Mapping[str, Any]) -> Mapping[str, Any]:
