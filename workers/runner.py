@@ -12,9 +12,11 @@ from typing import Protocol
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
+from rq.utils import now
 
 from runtime.config import metrics_port
 from workers import metrics
@@ -29,6 +31,9 @@ REAP_EVERY_SECONDS = 1.0
 # How often an idle worker's housekeeper looks for new bodies: the worst added latency at low load.
 PUMP_IDLE_SECONDS = 0.01
 RESTART_DELAY_SECONDS = 1.0
+# A job RQ moved off the queue but never registered as started (its worker or Redis failed in between)
+# is handed back to RQ's failure handling (a retry) once seen this long; RQ's own wait is a minute.
+STUCK_SECONDS = 10
 # How long RQ's pub/sub thread (worker commands such as `rq suspend`) waits per turn, so the longest a
 # stopping worker waits for it.
 PUBSUB_TURN_SECONDS = 1.0
@@ -45,6 +50,9 @@ class LeasedWorker(SimpleWorker):
 
     pump: Pump | None = None
     stop_requested = False  # by a signal (or `rq shutdown`): the one reason its loop may end for good
+    # RQ's dequeue retries a lost Redis after 1, 2, 4 ... up to 60 s; a failover or restart that took 20 s
+    # then left the worker idle for up to 30 s more (tests/test_sentinel.py timed out on it under load).
+    max_connection_wait_time = 2.0
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
@@ -170,9 +178,22 @@ class Housekeeper(threading.Thread):
             return
         queue = self.services.queue
         queue.started_job_registry.cleanup()
-        queue.intermediate_queue.cleanup(self.worker, queue)
+        StuckJobs(queue.key, self.services.redis).cleanup(self.worker, queue)
         self._scheduler.prepare_registries([queue.name])
         self._scheduler.enqueue_scheduled_jobs()
+
+
+class StuckJobs(IntermediateQueue):
+    """RQ's intermediate queue, its stuck jobs retried after STUCK_SECONDS rather than a minute.
+
+    RQ dequeues a job by moving it to this list, then registers it as started in a second round trip.
+    A Redis failover between the two (tests/test_sentinel.py met it) leaves the job in no registry, its
+    bodies waiting for RQ's minute; a job registered late runs twice, which writing tolerates.
+    """
+
+    def should_be_cleaned_up(self, job_id: str) -> bool:
+        first_seen = self.get_first_seen(job_id)
+        return first_seen is not None and (now() - first_seen).total_seconds() > STUCK_SECONDS
 
 
 def worker_name() -> str:
