@@ -53,7 +53,13 @@ class InboxKeys:
         return f"wahooks:{self.queue}:inbox"
 
     @property
-    def pump_lock(self) -> str:
+    def pump_turn(self) -> str:
+        """Rewritten by every move, watched by every pump (workers/pump.py).
+
+        Pumps before 2026-12-06 took this key as a five-second lock (SET NX, then WATCH): a move now
+        leaves it set for good, so during a rolling upgrade the older pumps can no longer take it, and one
+        caught mid-move aborts, as a newer one does when an older one takes or frees it.
+        """
         return f"wahooks:{self.queue}:pump-lock"
 
     def waiting(self, digest: str) -> str:

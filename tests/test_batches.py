@@ -9,12 +9,13 @@ from typing import Any, cast
 import fakeredis
 import pytest
 import redis
+import redis.exceptions as redis_errors
 from rq import Queue
 from rq.job import Job
 from sqlalchemy import event, func, select, text
 
 from models import WebhookEvent, WhatsAppMessage
-from runtime.inbox import Inbox, body_digest
+from runtime.inbox import Inbox, InboxKeys, body_digest
 from tests import generate, tables
 from tests.conftest import (
     PAYLOADS,
@@ -186,6 +187,81 @@ class TestPump:
             inbox.push(f'{{"n": {n}}}'.encode())
         assert pump.move() == 7
         assert inbox.depth() == 3
+
+    def test_a_pump_that_read_before_another_moved_moves_nothing(self, redis: fakeredis.FakeRedis) -> None:
+        queue = Queue("q", connection=redis)
+        inbox, other = Inbox(redis, "q"), Pump(redis, queue, max_bodies=3)
+        for n in range(5):
+            inbox.push(f'{{"n": {n}}}'.encode())
+
+        class Overtaken(Pump):
+            def _oldest_bodies(self, *args: Any) -> list[bytes] | None:
+                read = super()._oldest_bodies(*args)
+                assert other.move(only_when_no_job_waits=False) == 3  # moves what this one just read
+                return read
+
+        assert Overtaken(redis, queue, max_bodies=3).move(only_when_no_job_waits=False) == 0
+        (job,) = [Job.fetch(j, connection=redis) for j in queue.get_job_ids()]
+        assert job.args == ([f'{{"n": {n}}}'.encode() for n in range(3)],)
+        assert inbox.depth() == 2  # the two newest, neither enqueued nor lost
+
+    def test_pushes_while_a_pump_moves_never_abort_it(self, redis: fakeredis.FakeRedis) -> None:
+        queue = Queue("q", connection=redis)
+        inbox = Inbox(redis, "q")
+        inbox.push(b'{"n": 0}')
+
+        class Pushed(Pump):
+            def _oldest_bodies(self, *args: Any) -> list[bytes] | None:
+                read = super()._oldest_bodies(*args)
+                inbox.push(b'{"n": 1}')
+                return read
+
+        assert Pushed(redis, queue).move(linger=False) == 1
+        assert redis.lrange(inbox.keys.inbox, 0, -1) == [b'{"n": 1}']
+
+    def test_an_older_pump_caught_mid_move_by_a_newer_one_moves_nothing(
+        self, redis: fakeredis.FakeRedis
+    ) -> None:
+        """A rolling upgrade: pumps before 2026-12-06 held the turn key as a lock, then WATCHed it."""
+        queue = Queue("q", connection=redis)
+        inbox, keys = Inbox(redis, "q"), InboxKeys("q")
+        for n in range(4):
+            inbox.push(f'{{"n": {n}}}'.encode())
+        assert redis.set(keys.pump_turn, "older-token", nx=True, px=5000)
+        with redis.pipeline() as older:
+            older.watch(keys.pump_turn)
+            read = older.lrange(keys.inbox, -100, -1)
+            assert Pump(redis, queue).move(linger=False) == 4
+            older.multi()
+            older.ltrim(keys.inbox, 0, -(len(read) + 1))
+            with pytest.raises(redis_errors.WatchError):
+                older.execute()
+        assert not redis.set(keys.pump_turn, "older-token", nx=True, px=5000)  # nor can one start again
+        assert len(queue.get_job_ids()) == 1
+
+    def test_a_newer_pump_caught_mid_move_by_an_older_one_moves_nothing(
+        self, redis: fakeredis.FakeRedis
+    ) -> None:
+        queue = Queue("q", connection=redis)
+        inbox, keys = Inbox(redis, "q"), InboxKeys("q")
+        for n in range(4):
+            inbox.push(f'{{"n": {n}}}'.encode())
+
+        class Overtaken(Pump):
+            def _oldest_bodies(self, *args: Any) -> list[bytes] | None:
+                read = super()._oldest_bodies(*args)
+                # The older pump's whole move: take the lock, WATCH it, move, free it.
+                assert redis.set(keys.pump_turn, "older-token", nx=True, px=5000)
+                with redis.pipeline() as older:
+                    older.watch(keys.pump_turn)
+                    older.multi()
+                    older.ltrim(keys.inbox, 0, -5)
+                    older.execute()
+                redis.delete(keys.pump_turn)
+                return read
+
+        assert Overtaken(redis, queue).move(linger=False) == 0
+        assert inbox.depth() == 0 and queue.get_job_ids() == []
 
 
 def test_a_redis_error_in_the_pump_leaves_the_worker_to_rqs_own_waiting() -> None:

@@ -11,7 +11,8 @@ import uuid
 from typing import cast
 
 from redis import Redis
-from redis.exceptions import WatchError
+from redis.client import Pipeline
+from redis.exceptions import NoScriptError, WatchError
 from rq import Queue
 
 from runtime.inbox import InboxKeys
@@ -19,11 +20,13 @@ from workers.jobs import job_data
 
 log = logging.getLogger(__name__)
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+# The oldest bodies, unless a job waits and the caller would then leave them (KEYS: the queue, the inbox;
+# ARGV: the most bodies, 1 to leave them while a job waits): one round trip for what decides a move.
+_OLDEST = """
+if ARGV[2] == '1' and redis.call('LLEN', KEYS[1]) > 0 then
+  return false
 end
-return 0
+return redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)
 """
 DEFAULT_MAX_BODIES = 100
 # How long bodies may wait for batch mates once seen: a job costs RQ a dozen Redis round trips, so a
@@ -35,8 +38,10 @@ DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 class Pump:
     """Turns the oldest inbox bodies into one RQ job in one MULTI/EXEC: a body is never in both places.
 
-    One pump at a time holds a short lock; WATCH on that lock aborts a move whose lock expired
-    mid-way, so two pumps never enqueue the same bodies.
+    Optimistic, in three round trips: WATCH the pump's turn key, read the oldest bodies, then enqueue
+    them, trim them off the inbox and rewrite the turn key in one transaction. A pump that moved in
+    between rewrote the key, so the later EXEC aborts and two pumps never enqueue the same bodies. The
+    web's pushes add at the inbox's other end and touch no watched key, so they never abort a move.
     """
 
     def __init__(
@@ -45,7 +50,6 @@ class Pump:
         queue: Queue,
         max_bodies: int = DEFAULT_MAX_BODIES,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        lock_ms: int = 5000,
         linger_seconds: float = DEFAULT_LINGER_SECONDS,
     ) -> None:
         self.redis = redis
@@ -53,28 +57,27 @@ class Pump:
         self.keys = InboxKeys(queue.name)
         self.max_bodies = max_bodies
         self.max_bytes = max_bytes
-        self.lock_ms = lock_ms
         self.linger_seconds = linger_seconds
         # Shared by a worker and its housekeeper thread; a race between them only shifts a linger's end
-        # (the move itself is under the Redis lock).
+        # (the move itself is guarded in Redis).
         self._seen_waiting_at: float | None = None
-        self._release = redis.register_script(_RELEASE)
+        self._oldest = redis.register_script(_OLDEST)
 
     def move(self, only_when_no_job_waits: bool = True, linger: bool = True) -> int:
-        """Make one job of the oldest waiting bodies, unless a job already waits; return how many moved."""
-        if only_when_no_job_waits and not self._worth_moving(linger):
-            return 0
-        token = uuid.uuid4().hex
-        if not self.redis.set(self.keys.pump_lock, token, nx=True, px=self.lock_ms):
+        """Make one job of the oldest waiting bodies, unless a job already waits; return how many moved.
+
+        With linger (an idle worker's housekeeper, every few milliseconds) a cheap look comes first, and
+        bodies may wait a moment for batch mates; without (a worker done with a job), the move is tried
+        at once.
+        """
+        if only_when_no_job_waits and linger and not self._worth_moving():
             return 0
         try:
-            return self._move_locked(only_when_no_job_waits)
-        except WatchError:
+            return self._move(only_when_no_job_waits)
+        except WatchError:  # another pump moved first: its job holds what this one read
             return 0
-        finally:
-            self._release(keys=[self.keys.pump_lock], args=[token])
 
-    def _worth_moving(self, linger: bool) -> bool:
+    def _worth_moving(self) -> bool:
         """No job waits, and a full batch waits or bodies have waited linger_seconds since this pump saw them.
 
         One round trip: this runs every few milliseconds when idle.
@@ -89,31 +92,38 @@ class Pump:
         now = time.monotonic()
         if self._seen_waiting_at is None:
             self._seen_waiting_at = now
-        return (
-            not linger
-            or bodies_waiting >= self.max_bodies
-            or now - self._seen_waiting_at >= self.linger_seconds
-        )
+        return bodies_waiting >= self.max_bodies or now - self._seen_waiting_at >= self.linger_seconds
 
-    def _move_locked(self, only_when_no_job_waits: bool) -> int:
+    def _move(self, only_when_no_job_waits: bool) -> int:
         with self.redis.pipeline() as pipe:
-            pipe.watch(self.keys.pump_lock)
-            if only_when_no_job_waits and pipe.llen(self.queue.key):
-                return 0  # another pump made a job since we looked
+            pipe.watch(self.keys.pump_turn)
             # The web app pushes at the head, so the tail holds the oldest bodies.
             # Our clients never decode responses: bodies come back as the bytes the web app pushed.
-            waiting = cast(list[bytes], pipe.lrange(self.keys.inbox, -self.max_bodies, -1))
-            oldest_first = list(reversed(waiting))
-            batch = self._fit(oldest_first)
+            waiting = self._oldest_bodies(pipe, only_when_no_job_waits)
+            batch = self._fit(list(reversed(waiting or [])))
             if not batch:
                 return 0
             pipe.multi()
             self.queue.enqueue_many([job_data(batch)], pipeline=pipe)
             pipe.ltrim(self.keys.inbox, 0, -(len(batch) + 1))
+            pipe.set(self.keys.pump_turn, uuid.uuid4().hex)
             pipe.execute()
         self._seen_waiting_at = None
         log.debug("moved bodies from the inbox", extra={"count": len(batch)})
         return len(batch)
+
+    def _oldest_bodies(self, pipe: Pipeline, only_when_no_job_waits: bool) -> list[bytes] | None:
+        """_OLDEST on the watching connection; None when a job waits and only_when_no_job_waits.
+
+        EVALSHA, not the script object: given a pipeline, redis-py would add a SCRIPT EXISTS round trip to
+        the transaction.
+        """
+        keys_and_args = (self.queue.key, self.keys.inbox, self.max_bodies, int(only_when_no_job_waits))
+        try:
+            answer = pipe.evalsha(self._oldest.sha, 2, *keys_and_args)
+        except NoScriptError:  # a restarted Redis forgot the script: send it whole (EVAL caches it)
+            answer = pipe.eval(_OLDEST, 2, *keys_and_args)
+        return cast(list[bytes] | None, answer)
 
     def _fit(self, bodies: list[bytes]) -> list[bytes]:
         """The longest prefix within max_bytes, and never less than one body."""
