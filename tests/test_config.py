@@ -137,7 +137,7 @@ def test_the_push_connections_are_read_from_the_environment() -> None:
 
 
 def test_the_batch_size_is_read_from_the_environment() -> None:
-    assert WorkerConfig.from_env(env(WORKER_ENV)).batch_max_bodies == 100
+    assert WorkerConfig.from_env(env(WORKER_ENV)).batch_max_bodies == 500
     assert WorkerConfig.from_env(env(WORKER_ENV, WAHOOKS_BATCH_MAX_BODIES="250")).batch_max_bodies == 250
 
 

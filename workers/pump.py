@@ -15,6 +15,7 @@ from redis.client import Pipeline
 from redis.exceptions import NoScriptError, WatchError
 from rq import Queue
 
+from runtime.config import DEFAULT_BATCH_MAX_BODIES
 from runtime.inbox import InboxKeys
 from workers.jobs import job_data
 
@@ -28,7 +29,6 @@ if ARGV[2] == '1' and redis.call('LLEN', KEYS[1]) > 0 then
 end
 return redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)
 """
-DEFAULT_MAX_BODIES = 100
 # How long bodies may wait for batch mates once seen: a job costs RQ a dozen Redis round trips, so a
 # worker that made a job of every body or two would spend on bookkeeping the CPU the web side needs.
 DEFAULT_LINGER_SECONDS = 0.02
@@ -48,7 +48,7 @@ class Pump:
         self,
         redis: Redis,
         queue: Queue,
-        max_bodies: int = DEFAULT_MAX_BODIES,
+        max_bodies: int = DEFAULT_BATCH_MAX_BODIES,
         max_bytes: int = DEFAULT_MAX_BYTES,
         linger_seconds: float = DEFAULT_LINGER_SECONDS,
     ) -> None:
