@@ -145,6 +145,13 @@ def test_the_default_tenant_once_created_is_remembered(backend: Backend, stateme
     assert statements == []
 
 
+def _four_bodies_waiting(redis: fakeredis.FakeRedis) -> tuple[Queue, Inbox, InboxKeys]:
+    queue, inbox = Queue("q", connection=redis), Inbox(redis, "q")
+    for n in range(4):
+        inbox.push(f'{{"n": {n}}}'.encode())
+    return queue, inbox, InboxKeys("q")
+
+
 class TestPump:
     @pytest.fixture
     def redis(self) -> fakeredis.FakeRedis:
@@ -223,10 +230,7 @@ class TestPump:
         self, redis: fakeredis.FakeRedis
     ) -> None:
         """A rolling upgrade: pumps before 2026-12-06 held the turn key as a lock, then WATCHed it."""
-        queue = Queue("q", connection=redis)
-        inbox, keys = Inbox(redis, "q"), InboxKeys("q")
-        for n in range(4):
-            inbox.push(f'{{"n": {n}}}'.encode())
+        queue, inbox, keys = _four_bodies_waiting(redis)
         assert redis.set(keys.pump_turn, "older-token", nx=True, px=5000)
         with redis.pipeline() as older:
             older.watch(keys.pump_turn)
@@ -237,15 +241,12 @@ class TestPump:
             with pytest.raises(redis_errors.WatchError):
                 older.execute()
         assert not redis.set(keys.pump_turn, "older-token", nx=True, px=5000)  # nor can one start again
-        assert len(queue.get_job_ids()) == 1
+        assert len(queue.get_job_ids()) == 1 and inbox.depth() == 0
 
     def test_a_newer_pump_caught_mid_move_by_an_older_one_moves_nothing(
         self, redis: fakeredis.FakeRedis
     ) -> None:
-        queue = Queue("q", connection=redis)
-        inbox, keys = Inbox(redis, "q"), InboxKeys("q")
-        for n in range(4):
-            inbox.push(f'{{"n": {n}}}'.encode())
+        queue, inbox, keys = _four_bodies_waiting(redis)
 
         class Overtaken(Pump):
             def _oldest_bodies(self, *args: Any) -> list[bytes] | None:
