@@ -86,6 +86,7 @@ def test_sigkilled_worker_mid_job_loses_nothing_and_counts_once(
 ) -> None:
     seed(postgres_backend.db)
     batch = generate.bodies(400, messages_per_body=10, statuses_per_body=10)
+    workers.env["WAHOOKS_BATCH_MAX_BODIES"] = "100"  # several jobs, so that the kill lands between commits
     queue = _queue(workers, postgres_backend.redis)
     inbox = Inbox(postgres_backend.redis, queue.name)
     for body in batch.bodies:
