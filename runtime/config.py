@@ -10,7 +10,7 @@ DEFAULT_QUEUE = "whatsapp"
 # Bodies a worker writes in one transaction at most: big enough to amortise a commit, small enough that a
 # batch stays a fraction of a second of work.
 # Measured (bench/README.md, 2026-12-06): against 100, a cap of 500 drained the mixed corpus 5-14% faster
-# on the wall clock and 23-42% in steady state; a job's round trips are paid once a batch, which is what
+# on the wall clock and 33-38% in steady state; a job's round trips are paid once a batch, which is what
 # keeps a 1 ms network hop at 0.85x of loopback (with four push connections).
 DEFAULT_BATCH_MAX_BODIES = 500
 # WAIT's timeout when WAHOOKS_REDIS_WAIT_TIMEOUT_MS is not set: a replica on the same network acknowledges

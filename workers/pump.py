@@ -29,7 +29,7 @@ if ARGV[2] == '1' and redis.call('LLEN', KEYS[1]) > 0 then
 end
 return redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)
 """
-# How long bodies may wait for batch mates once seen: a job costs RQ a dozen Redis round trips, so a
+# How long bodies may wait for batch mates once seen: a job costs about 16 Redis round trips, so a
 # worker that made a job of every body or two would spend on bookkeeping the CPU the web side needs.
 DEFAULT_LINGER_SECONDS = 0.02
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
