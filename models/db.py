@@ -11,13 +11,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,9 +22,17 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from runtime.config import normalize_database_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 T = TypeVar("T")
 MIGRATIONS = "wahooks_data.migrations"  # the repository's alembic/ folder, as pyproject.toml ships it
 MIGRATE_COMMAND = "wahooks migrate"
+# The newest migration (alembic/versions), which the database must be at. Written here so that a process
+# checks the schema at start without importing alembic and loading every migration (a tenth of a second,
+# paid by every worker start); tests/test_migrations.py keeps it equal to alembic's head.
+SCHEMA_HEAD = "0005"
+VERSION_TABLE = "alembic_version"
 
 
 class SchemaOutOfDate(Exception):
@@ -114,18 +119,24 @@ class Database:
 
     def check_schema(self) -> None:
         """Raise SchemaOutOfDate, naming the command that fixes it, unless at the latest migration."""
-        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         with self.engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-        if current != head:
-            where = current or "an empty database"
+            current = _revisions(connection)
+        if current != [SCHEMA_HEAD]:
+            where = ", ".join(current) or "an empty database"
             raise SchemaOutOfDate(
-                f"the database is at migration {where}, this code needs {head}: run `{MIGRATE_COMMAND}`"
-                " (or `alembic upgrade head`) with the same DATABASE_URL"
+                f"the database is at migration {where}, this code needs {SCHEMA_HEAD}:"
+                f" run `{MIGRATE_COMMAND}` (or `alembic upgrade head`) with the same DATABASE_URL"
             )
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _revisions(connection: Connection) -> list[str]:
+    """The migrations alembic recorded as applied: none on an empty database, one once migrated."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return []
+    return list(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
 
 
 def data_folder(package: str) -> Path:
@@ -142,8 +153,10 @@ def data_folder(package: str) -> Path:
     return folders[0]
 
 
-def alembic_config(url: str | None = None) -> Config:
+def alembic_config(url: str | None = None) -> "Config":
     """Alembic settings for the migrations this code ships (alembic.ini serves `alembic` in a checkout)."""
+    from alembic.config import Config  # only the commands that migrate load alembic
+
     config = Config()
     config.set_main_option("script_location", str(data_folder(MIGRATIONS)))
     if url:

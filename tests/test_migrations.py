@@ -10,10 +10,11 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, Float, Inspector, Numeric, inspect, text
 
 from models import Base
-from models.db import Database, SchemaOutOfDate, alembic_config, make_engine
+from models.db import SCHEMA_HEAD, Database, SchemaOutOfDate, alembic_config, make_engine
 from tests.processes import PROJECT_ROOT
 
 TABLES = set(Base.metadata.tables)
@@ -207,3 +208,38 @@ def test_a_downgraded_database_is_out_of_date(fresh_url: str, migrated: Engine, 
 
 def test_a_migrated_database_passes_the_schema_check(migrated: Engine, database: Database) -> None:
     database.check_schema()
+
+
+def test_the_schema_check_expects_alembics_head() -> None:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head == SCHEMA_HEAD, f"a new migration: set models.db.SCHEMA_HEAD to {head}"
+
+
+def test_a_worker_starts_without_loading_alembic() -> None:
+    """Every worker start would pay for it (a tenth of a second, beside RQ's own fifth)."""
+    modules = "cli.main, outbound.hook, workers.jobs, workers.runner"
+    probe = f"import sys, {modules}; print('alembic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def body_compression(engine: Engine) -> str:
+    """How PostgreSQL compresses webhook_events.body: '' for its default (pglz), 'l' for lz4."""
+    query = (
+        "SELECT attcompression FROM pg_attribute"
+        " WHERE attrelid = 'webhook_events'::regclass AND attname = 'body'"
+    )
+    with engine.connect() as connection:
+        return str(connection.execute(text(query)).scalar_one())
+
+
+@pytest.mark.parametrize("fresh_url", ["postgres"], indirect=True)
+def test_bodies_are_compressed_with_lz4_until_downgraded(fresh_url: str, migrated: Engine) -> None:
+    with migrated.connect() as connection:
+        lz4 = connection.execute(
+            text("SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+        ).scalar_one()
+    assert body_compression(migrated) == ("l" if lz4 else "")
+    migrate(fresh_url, "0004", downgrade=True)
+    assert body_compression(migrated) == ""
