@@ -13,7 +13,20 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Case, ColumnElement, Insert, Select, and_, bindparam, case, func, select
+from sqlalchemy import (
+    Boolean,
+    Case,
+    ColumnElement,
+    Insert,
+    Select,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from models import (
@@ -126,6 +139,8 @@ class Statements:
     products: Select[int, str, str, int]
     sightings: Insert
     advance: Insert
+    # True when the advance reports which rows it inserted: those take their pricing as they go in.
+    advance_prices_new_rows: bool
     link_contacts: Insert
     history: Insert
     pricing_held: Select[Any]
@@ -135,6 +150,15 @@ class Statements:
 
 def _rank(column: ColumnElement[str]) -> Case[int]:
     return case(STATUS_RANK, value=column, else_=0)
+
+
+def _created(dialect: str) -> ColumnElement[bool]:
+    """In an upsert's RETURNING, whether the statement inserted the row (rather than updated it).
+
+    PostgreSQL: an updated row's new version carries the lock its update took (xmax), an inserted row's
+    none. SQLite cannot tell: every row counts as updated there, and is priced the long way.
+    """
+    return literal_column("xmax = 0", Boolean) if dialect == "postgresql" else false()
 
 
 @cache
@@ -178,8 +202,9 @@ def statements(dialect: str) -> Statements:
                 "status": case((moves_forward, advance.excluded.status), else_=MESSAGES.c.status),
                 **{c: func.coalesce(MESSAGES.c[c], advance.excluded[c]) for c in FIRST_VALUE_COLUMNS},
                 "updated_at": func.now(),
-            },
-        ).returning(MESSAGES.c.id),
+            },  # never the pricing: a row it inserts takes the batch's, one it updates is priced after
+        ).returning(MESSAGES.c.wamid, MESSAGES.c.tenant_id, _created(dialect)),
+        advance_prices_new_rows=dialect == "postgresql",
         # A message stored before its contact was known (`wahooks reprocess` back-fills them).
         link_contacts=link.on_conflict_do_update(
             index_elements=["wamid"],
@@ -233,8 +258,9 @@ def store(session: Session, routed: Routed, contacts: ContactIds) -> Inserted:
     statuses = [(t, s) for t, s in routed.statuses + echo_statuses if s.status in STATUSES]
     if statuses:
         _record_first_sightings(session, sql, statuses, inserted)
-        _advance_messages(session, sql, statuses, contacts)
-        _price_messages(session, sql, statuses, inserted)
+        offered = _offered_pricing(statuses)
+        created = _advance_messages(session, sql, statuses, contacts, offered, inserted)
+        _price_messages(session, sql, {w: o for w, o in offered.items() if w not in created}, inserted)
     if routed.calls:
         inserted.calls = store_calls(session, routed.calls, contacts)
     if routed.account_events:
@@ -436,55 +462,98 @@ def _sighting_row(tenant_id: int, s: Status) -> dict[str, object]:
     }
 
 
+@dataclass(frozen=True)
+class Offer:
+    """The pricing a batch offers a message: that of its earliest status carrying any."""
+
+    at: datetime
+    category: str
+    kind: str  # pricing_type, "" when Meta gives none
+    model: str | None
+
+    @property
+    def key(self) -> tuple[datetime, str, str]:
+        """Earlier wins; at one instant, the lesser category and type (so any arrival order agrees)."""
+        return (self.at, self.category, self.kind)
+
+    def columns(self) -> dict[str, object]:
+        return {
+            "pricing_category": self.category,
+            "pricing_type": self.kind or None,
+            "pricing_model": self.model,
+            "priced_at": self.at,
+        }
+
+
+NO_PRICING = dict.fromkeys(PRICING_COLUMNS)
+
+
+def _offered_pricing(statuses: list[tuple[int, Status]]) -> dict[str, Offer]:
+    offered: dict[str, Offer] = {}
+    for _, s in statuses:
+        if s.pricing_category is None:
+            continue
+        offer = Offer(s.timestamp, s.pricing_category, s.pricing_type or "", s.pricing_model)
+        if s.wamid not in offered or offer.key < offered[s.wamid].key:
+            offered[s.wamid] = offer
+    return offered
+
+
 def _advance_messages(
-    session: Session, sql: Statements, statuses: list[tuple[int, Status]], contacts: ContactIds
-) -> None:
-    """Upsert each outbound message once, moving its status forward only, whatever the arrival order."""
+    session: Session,
+    sql: Statements,
+    statuses: list[tuple[int, Status]],
+    contacts: ContactIds,
+    offered: dict[str, Offer],
+    inserted: Inserted,
+) -> set[str]:
+    """Upsert each outbound message once, moving its status forward only, whatever the arrival order.
+
+    Where the statement can tell, a message it inserts goes in with the batch's pricing, counted here; it
+    returns those wamids (the others are priced by _price_messages, against what their rows hold).
+    """
     rows: dict[str, dict[str, object]] = {}
     for tenant_id, s in sorted(statuses, key=lambda ts: ts[1].timestamp):
-        row = rows.setdefault(s.wamid, _bare_outbound_row(tenant_id, s.wamid))
+        row = rows.get(s.wamid)
+        if row is None:
+            row = rows[s.wamid] = _bare_outbound_row(tenant_id, s.wamid)
         if STATUS_RANK[s.status] > STATUS_RANK.get(str(row["status"]), 0):
             row["status"] = s.status
         values = {**_status_values(s), "contact_id": contacts.of(tenant_id, s.customer)}
         for column, value in values.items():
             row[column] = row[column] or value
-    insert_rows(session, sql.advance, [rows[w] for w in sorted(rows)])
+    if sql.advance_prices_new_rows:
+        for wamid, row in rows.items():
+            offer = offered.get(wamid)
+            row.update(offer.columns() if offer else NO_PRICING)
+    created = set()
+    for wamid, tenant_id, new in insert_rows(session, sql.advance, [rows[w] for w in sorted(rows)]):
+        if new and (offer := offered.get(wamid)) is not None:
+            created.add(wamid)
+            inserted.pricing.append((tenant_id, offer.at.date(), offer.category, offer.kind, 1))
+    return created
 
 
-def _price_messages(
-    session: Session, sql: Statements, statuses: list[tuple[int, Status]], inserted: Inserted
-) -> None:
-    """Give each message the pricing of its earliest status that carries any, and count it once.
+def _price_messages(session: Session, sql: Statements, offered: dict[str, Offer], inserted: Inserted) -> None:
+    """Give each message its offered pricing unless it holds an earlier one, and count it once.
 
     The message rows are locked already (the advance just wrote them), so what is read here is what the
     transaction overwrites: a message priced before is moved to the earlier day only when an earlier
     priced status arrives (its old day loses the count its new day gains), whatever the arrival order.
     """
-    offered: dict[str, tuple[tuple[datetime, str, str], int, str | None]] = {}
-    for tenant_id, s in statuses:
-        if s.pricing_category is None:
-            continue
-        key = (s.timestamp, s.pricing_category, s.pricing_type or "")
-        if s.wamid not in offered or key < offered[s.wamid][0]:
-            offered[s.wamid] = (key, tenant_id, s.pricing_model)
     if not offered:
         return
     rows = []
     for wamid, tenant_id, category, kind, _model, at in session.execute(
         sql.pricing_held, {"wamids": sorted(offered)}
     ):
-        (new_at, new_category, new_kind), _, new_model = offered[wamid]
-        if at is not None and (as_utc(at), category, kind or "") <= (new_at, new_category, new_kind):
+        offer = offered[wamid]
+        if at is not None and (as_utc(at), category, kind or "") <= offer.key:
             continue
         if at is not None:
             inserted.pricing.append((tenant_id, as_utc(at).date(), category, kind or "", -1))
-        inserted.pricing.append((tenant_id, new_at.date(), new_category, new_kind, 1))
-        pricing = {
-            "pricing_category": new_category,
-            "pricing_type": new_kind or None,
-            "pricing_model": new_model,
-        }
-        rows.append({**_bare_outbound_row(tenant_id, wamid), **pricing, "priced_at": new_at})
+        inserted.pricing.append((tenant_id, offer.at.date(), offer.category, offer.kind, 1))
+        rows.append({**_bare_outbound_row(tenant_id, wamid), **offer.columns()})
     if rows:
         insert_rows(session, sql.pricing, rows)
 
