@@ -21,11 +21,11 @@ that the repointing sees every message a batch committed pointing at them. A bat
 merged away before it wrote gets a foreign-key error, and runs again.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -112,10 +112,10 @@ class ContactIds:
     def of(self, tenant_id: int, customer: Customer | None) -> int | None:
         if customer is None:
             return None
-        for kind, value in (("user_id", customer.user_id), ("wa_id", customer.wa_id)):
-            if value and (found := self._by_id.get((tenant_id, kind, value))) is not None:
-                return found
-        return None
+        found = self._by_id.get((tenant_id, "user_id", customer.user_id)) if customer.user_id else None
+        if found is None and customer.wa_id:
+            found = self._by_id.get((tenant_id, "wa_id", customer.wa_id))
+        return found
 
 
 @dataclass(eq=False)
@@ -385,8 +385,8 @@ def store_contacts(session: Session, updates: ContactUpdates) -> ContactIds:
     phones, users = updates.ids()
     params = {"tenants": updates.tenants(), "phones": sorted(phones), "users": sorted(users)}
     book = _Book(session.execute(sql.read, params).mappings())
-    for _, _, tenant, apply in sorted(_events(updates, book), key=lambda e: (e[0], e[1])):
-        apply(tenant)
+    for _, tenant, apply, item in _events(updates, book):
+        apply(tenant, item)
     try:
         _write(session, sql, book)
     except IntegrityError as error:
@@ -396,24 +396,28 @@ def store_contacts(session: Session, updates: ContactUpdates) -> ContactIds:
     return ContactIds(book.ids())
 
 
-def _events(updates: ContactUpdates, book: _Book) -> Iterator[tuple[tuple[datetime, int], int, int, Any]]:
-    """(time, kind), position, tenant and the change to apply: applied in time order, so a batch holding
-    a customer's old and new events leaves the same row in whatever order they were listed."""
-    position = 0
+# An event's order: (time, kind, position); a time-less event sorts first.
+EventKey = tuple[datetime, int, int]
+Apply = Callable[[int, Any], Any]  # a _Book rule, given a tenant and the event
+Event = tuple[EventKey, int, Apply, Any]
+EARLIEST = datetime.min
 
-    def event(at: datetime | None, kind: int, tenant: int, apply: Any) -> tuple[Any, int, int, Any]:
-        nonlocal position
-        position += 1
-        return ((at or datetime.min.replace(tzinfo=None), kind), position, tenant, apply)
 
-    for tenant, c in _first_and_last(updates.seen):
-        yield event(_naive(c.seen_at), SEEN, tenant, lambda t, c=c: book.seen(t, c))
-    for tenant, change in updates.id_changes:
-        yield event(_naive(change.at), ID_CHANGE, tenant, lambda t, ch=change: book.change_ids(t, ch))
-    for tenant, p in updates.preferences:
-        yield event(_naive(p.at), PREFERENCE, tenant, lambda t, p=p: book.prefer(t, p))
-    for tenant, e in updates.address_book:
-        yield event(_naive(e.at), ADDRESS_BOOK, tenant, lambda t, e=e: book.address(t, e))
+def _events(updates: ContactUpdates, book: _Book) -> list[Event]:
+    """Each change to apply, with its tenant, in (time, kind, position) order: so a batch holding a
+    customer's old and new events leaves the same row in whatever order they were listed."""
+    kinds: tuple[tuple[int, Apply, Iterable[tuple[int, Any]], Callable[[Any], Any]], ...] = (
+        (SEEN, book.seen, _first_and_last(updates.seen), attrgetter("seen_at")),
+        (ID_CHANGE, book.change_ids, updates.id_changes, attrgetter("at")),
+        (PREFERENCE, book.prefer, updates.preferences, attrgetter("at")),
+        (ADDRESS_BOOK, book.address, updates.address_book, attrgetter("at")),
+    )
+    events: list[Event] = []
+    for kind, apply, items, time_of in kinds:
+        for tenant, item in items:
+            events.append(((_naive(time_of(item)) or EARLIEST, kind, len(events)), tenant, apply, item))
+    events.sort(key=itemgetter(0))
+    return events
 
 
 def _first_and_last(seen: list[tuple[int, Customer]]) -> list[tuple[int, Customer]]:

@@ -290,7 +290,9 @@ class _Context:
         self, wa_id: str | None, user_id: str | None, parent: str | None, at: datetime | None
     ) -> Customer | None:
         """The customer these ids name, completed by the `contacts[]` entry that has either id."""
-        entry = next((c for i in (user_id, wa_id) if i and (c := self.contacts.get(i))), None)
+        entry = (self.contacts.get(user_id) if user_id else None) or (
+            self.contacts.get(wa_id) if wa_id else None
+        )
         if entry is None:
             customer = Customer(wa_id, user_id, parent, seen_at=at)
         else:
