@@ -1,6 +1,7 @@
 """What a worker pays Redis per job, in round trips: each costs a whole network hop when Redis is on
 another host (bench/latency.py), so the count is pinned, not left to chance."""
 
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,6 +9,7 @@ import fakeredis
 import pytest
 from redis.connection import AbstractConnection
 from rq import Queue
+from rq.job import Job, JobStatus
 
 from runtime.inbox import Inbox
 from workers.pump import Pump
@@ -58,3 +60,25 @@ def test_a_heartbeat_is_one_round_trip_and_does_what_rqs_does(
     assert len(trips) == 1
     assert redis.hget(worker.key, "last_heartbeat") is not None
     assert redis.ttl(worker.key) == 90
+
+
+def test_a_jobs_bodies_are_compressed_and_sent_once_not_again_when_it_ends(
+    redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RQ saves a job whole when it ends; the bodies it holds are megabytes, and Redis has them already."""
+    compressed: list[int] = []
+    compress = zlib.compress
+
+    def counted(data: bytes, /, level: int = -1, wbits: int = 15) -> bytes:
+        compressed.append(len(data))
+        return compress(data, level, wbits)
+
+    monkeypatch.setattr(zlib, "compress", counted)
+    queue = Queue("q", connection=redis)
+    bodies = [b'{"object": "whatsapp_business_account", "n": %d}' % n for n in range(2000)]
+    job = queue.enqueue("builtins.len", bodies)
+    assert LeasedWorker([queue], connection=redis).work(burst=True)
+    finished = Job.fetch(job.id, connection=redis)
+    assert finished.get_status() == JobStatus.FINISHED
+    assert finished.args == (bodies,)  # still there, as enqueued
+    assert [n for n in compressed if n > 1000] == [len(job.data)]  # at enqueue only
