@@ -195,6 +195,30 @@ class TestPump:
         assert pump.move() == 7
         assert inbox.depth() == 3
 
+    @pytest.mark.parametrize(
+        ("workers", "waiting", "taken"),
+        [
+            (1, 250, 100),  # alone: a full batch
+            (2, 250, 100),  # a backlog of a full batch per worker and more
+            (2, 150, 75),  # less: a worker takes its share, the other one the rest
+            (4, 150, 38),
+            (4, 30, 10),  # never fewer than a tenth of the maximum...
+            (4, 6, 6),  # ...or all, when fewer wait
+        ],
+    )
+    def test_a_worker_takes_its_share_of_a_backlog(
+        self, redis: fakeredis.FakeRedis, workers: int, waiting: int, taken: int
+    ) -> None:
+        queue = Queue("q", connection=redis)
+        for n in range(workers):
+            LeasedWorker([queue], connection=redis, name=f"w{n}").register_birth()
+        inbox, pump = Inbox(redis, "q"), Pump(redis, queue, max_bodies=100)
+        inbox.push_many([f'{{"n": {n}}}'.encode() for n in range(waiting)])
+        assert pump.move(linger=False) == taken
+        (job,) = [Job.fetch(j, connection=redis) for j in queue.get_job_ids()]
+        assert job.args == ([f'{{"n": {n}}}'.encode() for n in range(taken)],)  # the oldest
+        assert inbox.depth() == waiting - taken
+
     def test_a_pump_that_read_before_another_moved_moves_nothing(self, redis: fakeredis.FakeRedis) -> None:
         queue = Queue("q", connection=redis)
         inbox, other = Inbox(redis, "q"), Pump(redis, queue, max_bodies=3)

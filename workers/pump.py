@@ -3,6 +3,11 @@
 Batches size themselves: a job is made only when no job is waiting for a worker, so at low load a body
 becomes a job of its own within milliseconds, and under load the bodies that arrive while every worker is
 busy wait in the inbox and leave it together as the next worker's job (up to max_bodies).
+
+A worker takes its share of what waits: the waiting bodies divided by the workers of the queue, never
+fewer than a tenth of max_bodies (or all, when fewer wait). So a backlog drains in jobs that shrink as
+it does, and its workers finish within a small job of one another, not a full one (bench/README.md);
+a lone worker, or a backlog of max_bodies per worker and more, takes full batches as before.
 """
 
 import logging
@@ -14,6 +19,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError, WatchError
 from rq import Queue
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from runtime.config import DEFAULT_BATCH_MAX_BODIES
 from runtime.inbox import InboxKeys
@@ -21,13 +27,17 @@ from workers.jobs import job_data
 
 log = logging.getLogger(__name__)
 
-# The oldest bodies, unless a job waits and the caller would then leave them (KEYS: the queue, the inbox;
-# ARGV: the most bodies, 1 to leave them while a job waits): one round trip for what decides a move.
+# A worker's share of the oldest bodies, unless a job waits and the caller would then leave them (KEYS: the
+# queue, the inbox, RQ's set of the queue's workers; ARGV: the most bodies, 1 to leave them while a job
+# waits, the fewest bodies worth a share): one round trip for what decides a move.
 _OLDEST = """
 if ARGV[2] == '1' and redis.call('LLEN', KEYS[1]) > 0 then
   return false
 end
-return redis.call('LRANGE', KEYS[2], -tonumber(ARGV[1]), -1)
+local workers = math.max(1, redis.call('SCARD', KEYS[3]))
+local share = math.ceil(redis.call('LLEN', KEYS[2]) / workers)
+local take = math.min(tonumber(ARGV[1]), math.max(tonumber(ARGV[3]), share))
+return redis.call('LRANGE', KEYS[2], -take, -1)
 """
 # How long bodies may wait for batch mates once seen: a job costs about 16 Redis round trips, so a
 # worker that made a job of every body or two would spend on bookkeeping the CPU the web side needs.
@@ -56,6 +66,8 @@ class Pump:
         self.queue = queue
         self.keys = InboxKeys(queue.name)
         self.max_bodies = max_bodies
+        # A job costs about 16 Redis round trips and two transactions: not worth it for a handful.
+        self.min_share = max(1, max_bodies // 10)
         self.max_bytes = max_bytes
         self.linger_seconds = linger_seconds
         # Shared by a worker and its housekeeper thread; a race between them only shifts a linger's end
@@ -118,11 +130,18 @@ class Pump:
         EVALSHA, not the script object: given a pipeline, redis-py would add a SCRIPT EXISTS round trip to
         the transaction.
         """
-        keys_and_args = (self.queue.key, self.keys.inbox, self.max_bodies, int(only_when_no_job_waits))
+        keys_and_args = (
+            self.queue.key,
+            self.keys.inbox,
+            WORKERS_BY_QUEUE_KEY % self.queue.name,
+            self.max_bodies,
+            int(only_when_no_job_waits),
+            self.min_share,
+        )
         try:
-            answer = pipe.evalsha(self._oldest.sha, 2, *keys_and_args)
+            answer = pipe.evalsha(self._oldest.sha, 3, *keys_and_args)
         except NoScriptError:  # a restarted Redis forgot the script: send it whole (EVAL caches it)
-            answer = pipe.eval(_OLDEST, 2, *keys_and_args)
+            answer = pipe.eval(_OLDEST, 3, *keys_and_args)
         return cast(list[bytes] | None, answer)
 
     def _fit(self, bodies: list[bytes]) -> list[bytes]:
