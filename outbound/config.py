@@ -6,9 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from outbound.graph import DEFAULT_GRAPH_URL
 from outbound.tokens import Tokens
 from runtime.config import ConfigError, database_url, queue_name, redis_url
+
+# Here, not beside the client (outbound/graph.py): the processing worker reads this module for the
+# outbound queue's name, and should not load an HTTP client at every start.
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v26.0"
 
 # WhatsApp accepts documents of up to 100 MB: a larger answer is not a file Meta documents.
 DEFAULT_MEDIA_MAX_BYTES = 100 * 1024 * 1024

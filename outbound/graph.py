@@ -30,7 +30,6 @@ from urllib3.exceptions import NewConnectionError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GRAPH_URL = "https://graph.facebook.com/v26.0"
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 30.0
 # Meta's codes for "too many calls": 4 app, 17 user, 32 page, 613 rate, 80007 WABA, 80008/80009 WABA and
