@@ -476,6 +476,10 @@ class Offer:
         """Earlier wins; at one instant, the lesser category and type (so any arrival order agrees)."""
         return (self.at, self.category, self.kind)
 
+    def count(self, tenant_id: int) -> tuple[int, date, str, str, int]:
+        """The +1 a message taking this pricing adds to its day (Inserted.pricing)."""
+        return (tenant_id, self.at.date(), self.category, self.kind, 1)
+
     def columns(self) -> dict[str, object]:
         return {
             "pricing_category": self.category,
@@ -530,7 +534,7 @@ def _advance_messages(
     for wamid, tenant_id, new in insert_rows(session, sql.advance, [rows[w] for w in sorted(rows)]):
         if new and (offer := offered.get(wamid)) is not None:
             created.add(wamid)
-            inserted.pricing.append((tenant_id, offer.at.date(), offer.category, offer.kind, 1))
+            inserted.pricing.append(offer.count(tenant_id))
     return created
 
 
@@ -552,7 +556,7 @@ def _price_messages(session: Session, sql: Statements, offered: dict[str, Offer]
             continue
         if at is not None:
             inserted.pricing.append((tenant_id, as_utc(at).date(), category, kind or "", -1))
-        inserted.pricing.append((tenant_id, offer.at.date(), offer.category, offer.kind, 1))
+        inserted.pricing.append(offer.count(tenant_id))
         rows.append({**_bare_outbound_row(tenant_id, wamid), **offer.columns()})
     if rows:
         insert_rows(session, sql.pricing, rows)
